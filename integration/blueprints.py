@@ -1,0 +1,12 @@
+"""The web surfaces of the app, one blueprint each. Add a new surface here."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+__all__ = ["all_blueprints"]
+
+
+def all_blueprints() -> list[Blueprint]:
+    blueprints: list[Blueprint] = []
+    return blueprints
