@@ -8,5 +8,7 @@ __all__ = ["all_blueprints"]
 
 
 def all_blueprints() -> list[Blueprint]:
-    blueprints: list[Blueprint] = []
+    from integration.app_page import bp as app_page_bp
+
+    blueprints: list[Blueprint] = [app_page_bp]
     return blueprints

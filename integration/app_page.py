@@ -1,0 +1,90 @@
+"""The custom page HighLevel embeds (GET /app) and its SSO exchange (POST /app/sso).
+
+Tenancy rule (DESIGN invariant 5): the page trusts only the decrypted SSO payload, and only for the
+location (or agency) named in it. Nothing in the URL selects a tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, abort, render_template, request, session
+from sqlalchemy import select
+
+from integration.extensions import db, get_settings
+from integration.models import Company, Installation, Location
+from integration.sso import SSOError, decrypt_sso_payload
+
+__all__ = ["bp"]
+
+log = logging.getLogger(__name__)
+bp = Blueprint("app_page", __name__, url_prefix="/app")
+
+SESSION_KEY = "sso"
+SESSION_SECONDS = 3600
+
+
+def current_context() -> dict | None:
+    """The SSO context of this browser session, or None when absent or expired."""
+    context = session.get(SESSION_KEY)
+    if not context or context.get("expires_at", 0) < time.time():
+        return None
+    return context
+
+
+@bp.post("/sso")
+def sso_exchange():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="send JSON {\"encryptedData\": \"...\"}")
+    payload = body.get("encryptedData") or body.get("key") or body.get("payload")
+    if not isinstance(payload, str) or not payload:
+        return {"error": "encryptedData is required"}, 400
+    try:
+        context = decrypt_sso_payload(payload, get_settings().ghl_sso_key)
+    except SSOError as exc:
+        log.info("SSO payload rejected: %s", exc)
+        return {"error": str(exc)}, 401
+    session.clear()
+    session[SESSION_KEY] = {
+        "user_id": context.user_id,
+        "company_id": context.company_id,
+        "location_id": context.location_id,
+        "role": context.role,
+        "user_name": context.user_name,
+        "expires_at": time.time() + SESSION_SECONDS,
+    }
+    return {"ok": True, "locationId": context.location_id, "companyId": context.company_id}
+
+
+@bp.get("")
+def page():
+    context = current_context()
+    installed_notice = request.args.get("installed")
+    if context is None:
+        return render_template("app/sso_bootstrap.html", installed_notice=installed_notice,
+                               sandbox_mode=get_settings().sandbox_mode)
+    with db.transaction() as s:
+        if context["location_id"]:
+            location = s.get(Location, context["location_id"])
+            if location is None or (location.company_id and location.company_id != context["company_id"]):
+                # Not (or no longer) installed for this tenant: say so, show nothing else.
+                return render_template("app/not_installed.html", location_id=context["location_id"]), 404
+            installation = s.scalar(
+                select(Installation).where(
+                    Installation.user_type == "Location", Installation.resource_id == location.id
+                )
+            )
+            return render_template("app/location.html", context=context, location=location,
+                                   installation=installation, installed_notice=installed_notice)
+        company = s.get(Company, context["company_id"])
+        locations = s.scalars(
+            select(Location).where(Location.company_id == context["company_id"]).order_by(Location.name)
+        ).all()
+        installations = {
+            i.resource_id: i
+            for i in s.scalars(select(Installation).where(Installation.company_id == context["company_id"]))
+        }
+        return render_template("app/agency.html", context=context, company=company, locations=locations,
+                               installations=installations, installed_notice=installed_notice)
