@@ -23,8 +23,12 @@ HANDLERS: dict[str, str] = {
     "OutboundMessage": "workers.handlers.messages:handle_outbound_message",
 }
 
-# Subscribed for later capabilities (CRM sync, outcomes) or for the record only: stored, not acted on.
-IGNORED_EVENTS: frozenset[str] = frozenset()
+# Subscribed for the CRM-sync capability (DND changes, outcomes for the report), which is not built
+# yet: until it is, these are stored in the inbox (so nothing is lost) and marked ignored.
+IGNORED_EVENTS: frozenset[str] = frozenset({
+    "ContactDndUpdate", "ContactUpdate", "ContactDelete",
+    "OpportunityStageUpdate", "OpportunityStatusUpdate", "AppointmentCreate",
+})
 
 _resolved: dict[str, Callable] = {}
 
