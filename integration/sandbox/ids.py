@@ -1,0 +1,55 @@
+"""Identifier, token and timestamp helpers shaped like HighLevel's."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import string
+import time
+from datetime import UTC, datetime
+
+__all__ = ["iso", "new_code", "new_id", "new_object_id", "new_token", "utcnow"]
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def new_id() -> str:
+    """A 20-character alphanumeric id, like HighLevel's location, contact and message ids."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(20))
+
+
+def new_object_id() -> str:
+    """A 24-hex id, like the Mongo ObjectIds HighLevel uses for refreshTokenId and app ids."""
+    return f"{int(time.time()):08x}{secrets.token_hex(8)}"
+
+
+def new_code() -> str:
+    """An authorization code: 40 hex characters, as real codes look."""
+    return secrets.token_hex(20)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def new_token(claims: dict) -> str:
+    """An opaque bearer token shaped like HighLevel's RS256 JWTs (same length and alphabet).
+
+    The sandbox looks tokens up by value, so the 'signature' is random bytes; clients must treat
+    tokens as opaque anyway. The JWT shape also lets the app's log redaction recognise them.
+    """
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = dict(claims, jti=secrets.token_hex(12), iat=int(time.time()))
+    payload = _b64url(json.dumps(body, separators=(",", ":")).encode())
+    return f"{header}.{payload}.{_b64url(secrets.token_bytes(256))}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None = None) -> str:
+    """ISO-8601 in UTC with milliseconds and a Z, as HighLevel writes dates."""
+    moment = (moment or utcnow()).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
