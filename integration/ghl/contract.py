@@ -123,6 +123,14 @@ def _duplicate_search_schema(spec: dict) -> None:
     response["content"] = {"application/json": {"schema": {"type": "object", "properties": {"contact": contact}}}}
 
 
+def _pipeline_stage_items(spec: dict) -> None:
+    stages = _schema(spec, "PipelinesResponseSchema")["properties"]["stages"]
+    assert stages == {"type": "array", "items": {"type": "array"}}, "stage items changed: revisit this deviation"
+    stages["items"] = {"type": "object", "required": ["id", "name"],
+                       "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                                      "position": {"type": "number"}}}
+
+
 KNOWN_SPEC_DEVIATIONS: tuple[SpecDeviation, ...] = (
     SpecDeviation(
         "conversations", "SendMessageBodyDto.required", "subType and status are optional",
@@ -146,6 +154,11 @@ KNOWN_SPEC_DEVIATIONS: tuple[SpecDeviation, ...] = (
         "oauth", "POST /oauth/locationToken responses", "201 accepted like 200",
         "ghl-api-facts §1.3: measured 201 against the live API; the spec says 200.",
         _also_status("/oauth/locationToken", "post", "200", "201")),
+    SpecDeviation(
+        "opportunities", "PipelinesResponseSchema.stages.items", "stage items are objects {id, name, position}",
+        "ghl-api-facts §5.1: the spec types each stage as an array (items: {type: array}); the documented and "
+        "real stage is an object with id (UUID), name and position.",
+        _pipeline_stage_items),
     SpecDeviation(
         "contacts", "GET /contacts/search/duplicate 200", "documented as {contact: Contact | null}",
         "ghl-api-facts §4.2: the spec gives no schema; real answers are {contact: {...}} or {contact: null}.",
