@@ -1,0 +1,263 @@
+"""POST /webhooks/ghl: each bad input gets its final answer, each good one is stored once before the 200."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from integration.extensions import db
+from integration.models import WebhookEvent
+from workers.queues import WEBHOOKS_QUEUE, event_job_id, get_queue
+
+URL = "/webhooks/ghl"
+
+
+def missed_call(location_id: str, *, webhook_id: str | None = None, app_id: str | None = None, **fields) -> dict:
+    payload = {
+        "type": "InboundMessage", "locationId": location_id, "contactId": "contact0000000000001",
+        "conversationId": "conv00000000000000001", "messageId": f"msg{uuid.uuid4().hex[:17]}",
+        "direction": "inbound", "messageType": "CALL", "status": "voicemail",
+        "dateAdded": "2026-11-27T10:00:00.000Z", "timestamp": "2026-11-27T10:00:01.000Z",
+        "webhookId": webhook_id or str(uuid.uuid4()),
+    }
+    if app_id is not None:
+        payload["appId"] = app_id
+    payload.update(fields)
+    return payload
+
+
+def rows() -> list[WebhookEvent]:
+    with db.transaction() as session:
+        return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+def row_count() -> int:
+    with db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(WebhookEvent))
+
+
+def post(client, body: bytes, headers: dict):
+    return client.post(URL, data=body, headers=headers)
+
+
+def queued_job_ids(redis_client) -> list[str]:
+    return get_queue(WEBHOOKS_QUEUE, redis_client).get_job_ids()
+
+
+# --- Accepted --------------------------------------------------------------------------------------------
+
+
+def test_valid_webhook_is_stored_pending_then_enqueued(client, signed_webhook, live_location, redis_client):
+    location = live_location()
+    body, headers = signed_webhook(missed_call(location, webhook_id="wh-accepted-1"))
+    response = post(client, body, headers)
+    assert response.status_code == 200
+    assert response.json["status"] == "stored"
+    [row] = rows()
+    assert (row.dedupe_key, row.event_type, row.location_id, row.status) == (
+        "wh-accepted-1", "InboundMessage", location, "pending")
+    assert row.payload["messageId"].startswith("msg")
+    assert queued_job_ids(redis_client) == [event_job_id(row.id, 0)]
+
+
+def test_rsa_only_webhook_accepted_when_enabled(client, signed_webhook, live_location):
+    body, headers = signed_webhook(missed_call(live_location()), schemes=("rsa",))
+    assert post(client, body, headers).status_code == 200
+    assert row_count() == 1
+
+
+def test_rsa_only_webhook_rejected_when_disabled(app, settings, signed_webhook, live_location):
+    from integration import create_app
+
+    strict = create_app(settings.override(ghl_accept_rsa_signatures=False))
+    body, headers = signed_webhook(missed_call(live_location()), schemes=("rsa",))
+    assert strict.test_client().post(URL, data=body, headers=headers).status_code == 401
+    assert row_count() == 0
+
+
+def test_same_webhook_five_times_one_row_five_200s(client, signed_webhook, live_location, redis_client):
+    body, headers = signed_webhook(missed_call(live_location(), webhook_id="wh-repeat"))
+    answers = [post(client, body, headers) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    assert [a.json["status"] for a in answers] == ["stored"] + ["duplicate"] * 4
+    assert len({a.json["id"] for a in answers}) == 1
+    assert row_count() == 1
+    assert len(queued_job_ids(redis_client)) == 1
+
+
+def test_same_call_with_two_webhook_ids_is_two_rows(client, signed_webhook, live_location):
+    """Dedupe here is per delivery; one text per call is the send intent's job (TEXTBACK)."""
+    location = live_location()
+    first = missed_call(location, webhook_id="wh-call-a")
+    second = dict(first, webhookId="wh-call-b")
+    for payload in (first, second):
+        assert post(client, *signed_webhook(payload)).status_code == 200
+    assert [r.dedupe_key for r in rows()] == ["wh-call-a", "wh-call-b"]
+
+
+def test_body_without_webhook_id_is_deduped_by_content_hash(client, signed_webhook, live_location):
+    payload = missed_call(live_location())
+    del payload["webhookId"]
+    body, headers = signed_webhook(payload)
+    assert [post(client, body, headers).status_code for _ in range(2)] == [200, 200]
+    [row] = rows()
+    assert row.dedupe_key.startswith("sha256:") and len(row.dedupe_key) == len("sha256:") + 64
+
+
+def test_our_app_id_is_accepted(client, settings, signed_webhook, live_location):
+    payload = missed_call(live_location(), app_id=settings.ghl_app_id.upper())
+    assert post(client, *signed_webhook(payload)).status_code == 200
+    assert rows()[0].status == "pending"
+
+
+def test_install_for_unknown_location_is_not_ignored(client, settings, signed_webhook):
+    payload = {"type": "INSTALL", "appId": settings.ghl_app_id, "installType": "Location",
+               "locationId": "brandNewLocation0001", "companyId": "companyNew000000001",
+               "webhookId": str(uuid.uuid4())}
+    assert post(client, *signed_webhook(payload)).status_code == 200
+    [row] = rows()
+    assert (row.status, row.location_id, row.company_id) == ("pending", "brandNewLocation0001", "companyNew000000001")
+
+
+def test_uninstall_for_uninstalled_location_is_not_ignored(client, settings, signed_webhook, live_location):
+    location = live_location(status="uninstalled")
+    payload = {"type": "UNINSTALL", "appId": settings.ghl_app_id, "locationId": location}
+    assert post(client, *signed_webhook(payload)).status_code == 200
+    assert rows()[0].status == "pending"
+
+
+# --- Stored but ignored ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("make_location", "reason"), [
+    (lambda live_location: "neverInstalled000001", "unknown location"),
+    (lambda live_location: live_location(status="uninstalled"), "location not installed (status uninstalled)"),
+])
+def test_event_for_a_location_that_is_not_live_is_stored_ignored(client, signed_webhook, live_location, redis_client,
+                                                                 make_location, reason):
+    body, headers = signed_webhook(missed_call(make_location(live_location)))
+    response = post(client, body, headers)
+    assert response.status_code == 200
+    [row] = rows()
+    assert (row.status, row.status_reason) == ("ignored", reason)
+    assert queued_job_ids(redis_client) == []
+
+
+def test_event_for_another_app_is_stored_ignored(client, signed_webhook, live_location, redis_client):
+    payload = missed_call(live_location(), app_id="0123456789abcdef01234567")
+    assert post(client, *signed_webhook(payload)).status_code == 200
+    [row] = rows()
+    assert (row.status, row.status_reason) == ("ignored", "foreign app")
+    assert queued_job_ids(redis_client) == []
+
+
+def test_install_for_another_app_is_ignored_too(client, signed_webhook):
+    payload = {"type": "INSTALL", "appId": "ffffffffffffffffffffffff", "locationId": "someLocation00000001"}
+    assert post(client, *signed_webhook(payload)).status_code == 200
+    assert (rows()[0].status, rows()[0].status_reason) == ("ignored", "foreign app")
+
+
+def test_event_without_type_is_stored_ignored(client, signed_webhook):
+    assert post(client, *signed_webhook({"webhookId": "no-type"})).status_code == 200
+    assert (rows()[0].event_type, rows()[0].status, rows()[0].status_reason) == (
+        "(none)", "ignored", "payload has no event type")
+
+
+def test_event_with_malformed_location_id_is_stored_ignored(client, signed_webhook):
+    assert post(client, *signed_webhook(missed_call("x" * 200))).status_code == 200
+    assert (rows()[0].status, rows()[0].status_reason) == ("ignored", "malformed locationId")
+
+
+# --- Rejected: signature ---------------------------------------------------------------------------------
+
+
+def assert_rejected(response, status: int) -> None:
+    assert response.status_code == status
+    assert row_count() == 0
+
+
+def test_unsigned_webhook_rejected(client, signed_webhook, live_location):
+    assert_rejected(post(client, *signed_webhook(missed_call(live_location()), schemes=())), 401)
+
+
+@pytest.mark.parametrize("header", ["x-ghl-signature", "x-wh-signature"])
+def test_na_signature_rejected(client, signed_webhook, live_location, header):
+    body, headers = signed_webhook(missed_call(live_location()), schemes=(), headers={header: "N/A"})
+    assert_rejected(post(client, body, headers), 401)
+
+
+def test_forged_signature_rejected(client, signed_webhook, live_location):
+    body, headers = signed_webhook(missed_call(live_location()), headers={"x-ghl-signature": "A" * 86 + "=="})
+    assert_rejected(post(client, body, headers), 401)
+
+
+def test_altered_body_rejected(client, signed_webhook, live_location):
+    original = signed_webhook(missed_call(live_location(), status="completed"))[0]
+    altered = original.replace(b'"completed"', b'"completes"')
+    assert len(altered) == len(original) and altered != original
+    body, headers = signed_webhook(body=altered, sign_body=original)
+    assert_rejected(post(client, body, headers), 401)
+
+
+def test_truncated_body_rejected(client, signed_webhook, live_location):
+    original = signed_webhook(missed_call(live_location()))[0]
+    body, headers = signed_webhook(body=original[:-10], sign_body=original)
+    assert_rejected(post(client, body, headers), 401)
+
+
+def test_wrong_key_rejected(client, signed_webhook, live_location, throwaway_keys):
+    ed_key, rsa_key = throwaway_keys
+    payload = missed_call(live_location())
+    assert_rejected(post(client, *signed_webhook(payload, ed25519_key=ed_key)), 401)
+    assert_rejected(post(client, *signed_webhook(payload, schemes=("rsa",), rsa_key=rsa_key)), 401)
+
+
+def test_rejection_is_logged_at_info_without_the_body(client, signed_webhook, live_location, caplog):
+    body, headers = signed_webhook(missed_call(live_location(), body="secret-looking text"), schemes=())
+    with caplog.at_level(logging.INFO, logger="integration.webhooks"):
+        response = post(client, body, headers)
+    assert response.status_code == 401
+    assert b"secret-looking" not in response.data
+    [record] = [r for r in caplog.records if r.name == "integration.webhooks"]
+    assert record.levelno == logging.INFO and "unsigned" in record.getMessage()
+    assert "secret-looking" not in record.getMessage()
+
+
+# --- Rejected: body --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"type":"InboundMessage",', "body is not valid JSON"),
+    (b"", "body is empty"),
+    (b"\xff\xfe{}", "body is not UTF-8"),
+    (b'["a","list"]', "body must be a JSON object"),
+    (b'{"type":"InboundMessage","n":NaN}', "NaN is not a JSON value"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_signed_but_malformed_json_is_400_with_a_clear_message(client, signed_webhook, caplog, body, message):
+    signed_body, headers = signed_webhook(body=body)
+    with caplog.at_level(logging.WARNING, logger="integration.webhooks"):
+        response = post(client, signed_body, headers)
+    assert response.status_code == 400
+    assert message in response.json["error"]
+    assert row_count() == 0
+    assert any(message in r.getMessage() for r in caplog.records if r.name == "integration.webhooks")
+
+
+def test_nul_characters_are_stored_replaced(client, signed_webhook, live_location):
+    body = signed_webhook(missed_call(live_location(), body="a\u0000b"))[0]
+    assert b"\\u0000" in body
+    assert post(client, *signed_webhook(body=body)).status_code == 200
+    assert rows()[0].payload["body"] == "a\ufffdb"
+
+
+def test_oversized_body_is_413_without_a_row(client, settings, signed_webhook, live_location):
+    padding = "x" * (settings.webhook_max_bytes + 1)
+    assert_rejected(post(client, *signed_webhook(missed_call(live_location(), body=padding))), 413)
+
+
+def test_get_is_not_allowed(client):
+    assert client.get(URL).status_code == 405

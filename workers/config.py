@@ -1,0 +1,124 @@
+"""Worker tuning: leases, retries, sweeper cadence. Environment first, with defaults that meet DESIGN §4.6.
+
+Why these defaults: RQ alone recovers a job from a `kill -9`'d worker only after minutes
+(reliability-catalogue §0.6). We recover through our own lease instead: a worker renews the lease of
+the event it processes every `event_lease_seconds / 3`; a lease that stops being renewed is expired
+after `event_lease_seconds` and the sweeper (every `sweep_interval_seconds`) hands the event to
+another worker. 15 s + 2 s + pickup keeps a killed job's recovery well inside the 30 s budget.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from integration.config import ConfigError, parse_float, parse_int
+
+__all__ = ["WorkerConfig", "get_worker_config", "load_worker_config", "parse_delays", "set_worker_config"]
+
+
+def parse_delays(name: str, raw: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Parse "5,30,120" into (5, 30, 120); junk is an error naming the variable."""
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        delays = tuple(int(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated whole seconds, got {raw!r}") from None
+    if not delays or any(d < 0 for d in delays):
+        raise ConfigError(f"{name} must list at least one non-negative delay, got {raw!r}")
+    return delays
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Typed worker settings; tests derive variants with `override()`."""
+
+    queues: tuple[str, ...] = ("webhooks", "default", "low")
+    # RQ's own heartbeat; lower than its 30 s default so RQ notices a dead horse sooner.
+    job_monitoring_interval: int = 5
+    # Longest a process_event job may run before RQ kills it (SIGALRM); the handler's HTTP timeouts are shorter.
+    event_job_timeout: int = 120
+    # An event whose lease is not renewed for this long belongs to a dead worker.
+    event_lease_seconds: float = 15.0
+    # Attempts (claims) before an event is marked failed, and the wait before each retry.
+    event_max_attempts: int = 6
+    event_retry_delays: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    # The sweeper: how often it runs, and how old a pending event must be before it re-enqueues it
+    # (younger ones were just enqueued by the receiver).
+    sweep_interval_seconds: float = 2.0
+    sweep_min_age_seconds: float = 3.0
+    sweep_batch_size: int = 200
+    # Retry policy for jobs other than process_event (which keeps its retries in the database).
+    rq_retry_max: int = 3
+    rq_retry_intervals: tuple[int, ...] = (10, 60, 300)
+    # How long RQ keeps a successful job's result, and a failed one's traceback.
+    result_ttl: int = 600
+    failure_ttl: int = 7 * 24 * 3600
+
+    def retry_delay(self, attempt: int) -> int:
+        """Seconds to wait before retrying after failed attempt number `attempt` (1-based)."""
+        index = min(max(attempt, 1), len(self.event_retry_delays)) - 1
+        return self.event_retry_delays[index]
+
+    def override(self, **changes: object) -> WorkerConfig:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ConfigError(f"unknown worker setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+
+def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig:
+    """Read worker tuning from the environment; raise ConfigError naming the first bad variable."""
+    env = os.environ if environ is None else environ
+    defaults = WorkerConfig()
+    queues_raw = env.get("WORKER_QUEUES", "")
+    queues = tuple(q.strip() for q in queues_raw.split(",") if q.strip()) or defaults.queues
+    return WorkerConfig(
+        queues=queues,
+        job_monitoring_interval=parse_int(
+            "WORKER_JOB_MONITORING_INTERVAL", env.get("WORKER_JOB_MONITORING_INTERVAL"),
+            defaults.job_monitoring_interval, minimum=1,
+        ),
+        event_job_timeout=parse_int("EVENT_JOB_TIMEOUT", env.get("EVENT_JOB_TIMEOUT"), defaults.event_job_timeout,
+                                    minimum=5),
+        event_lease_seconds=parse_float("EVENT_LEASE_SECONDS", env.get("EVENT_LEASE_SECONDS"),
+                                        defaults.event_lease_seconds, minimum=1.0),
+        event_max_attempts=parse_int("EVENT_MAX_ATTEMPTS", env.get("EVENT_MAX_ATTEMPTS"),
+                                     defaults.event_max_attempts, minimum=1),
+        event_retry_delays=parse_delays("EVENT_RETRY_DELAYS", env.get("EVENT_RETRY_DELAYS"),
+                                        defaults.event_retry_delays),
+        sweep_interval_seconds=parse_float("SWEEP_INTERVAL_SECONDS", env.get("SWEEP_INTERVAL_SECONDS"),
+                                           defaults.sweep_interval_seconds, minimum=0.1),
+        sweep_min_age_seconds=parse_float("SWEEP_MIN_AGE_SECONDS", env.get("SWEEP_MIN_AGE_SECONDS"),
+                                          defaults.sweep_min_age_seconds),
+        sweep_batch_size=parse_int("SWEEP_BATCH_SIZE", env.get("SWEEP_BATCH_SIZE"), defaults.sweep_batch_size,
+                                   minimum=1),
+        rq_retry_max=parse_int("RQ_RETRY_MAX", env.get("RQ_RETRY_MAX"), defaults.rq_retry_max),
+        rq_retry_intervals=parse_delays("RQ_RETRY_INTERVALS", env.get("RQ_RETRY_INTERVALS"),
+                                        defaults.rq_retry_intervals),
+        result_ttl=parse_int("RQ_RESULT_TTL", env.get("RQ_RESULT_TTL"), defaults.result_ttl),
+        failure_ttl=parse_int("RQ_FAILURE_TTL", env.get("RQ_FAILURE_TTL"), defaults.failure_ttl, minimum=1),
+    )
+
+
+_APP_KEY = "textback.worker_config"
+
+
+def get_worker_config(app=None) -> WorkerConfig:
+    """The WorkerConfig of the current app: set by `set_worker_config`, else read from the environment once."""
+    from flask import current_app
+
+    app = app or current_app
+    config = app.extensions.get(_APP_KEY)
+    if config is None:
+        config = load_worker_config()
+        app.extensions[_APP_KEY] = config
+    return config
+
+
+def set_worker_config(app, config: WorkerConfig) -> None:
+    """Bind `config` to `app` (the worker entry point and tests)."""
+    app.extensions[_APP_KEY] = config

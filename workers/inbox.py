@@ -1,0 +1,177 @@
+"""The worker's side of the webhook inbox: claim an event, keep its lease, record the outcome, find strays.
+
+A claim is one conditional UPDATE (a compare-and-set), so on PostgreSQL and SQLite alike only one
+worker can move a row from `pending` (or from `processing` with an expired lease) to `processing`.
+The claim also bumps `attempts`, which then serves as a fencing token: a worker that lost its lease
+(paused, partitioned) cannot overwrite the outcome recorded by the worker that took over, because
+every later write is conditioned on `attempts` still being the value its claim produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+
+from integration.db import Database, utcnow
+from integration.models import WebhookEvent
+
+__all__ = [
+    "ClaimedEvent",
+    "LeaseKeeper",
+    "claim_event",
+    "finish_event",
+    "release_for_retry",
+    "renew_lease",
+    "sweepable_events",
+]
+
+log = logging.getLogger(__name__)
+
+PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
+_REASON_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    """An inbox row this worker now holds; `attempt` is the fencing token for every later write."""
+
+    id: int
+    attempt: int
+    event_type: str
+    location_id: str | None
+    company_id: str | None
+    payload: dict
+
+
+def claim_event(database: Database, event_id: int, *, lease_seconds: float, now: datetime | None = None
+                ) -> ClaimedEvent | None:
+    """Atomically take `event_id` if it is pending or its holder's lease expired; None if someone else has it."""
+    now = now or utcnow()
+    expired_before = now - timedelta(seconds=lease_seconds)
+    claimable = or_(
+        WebhookEvent.status == PENDING,
+        and_(WebhookEvent.status == PROCESSING, WebhookEvent.claimed_at < expired_before),
+    )
+    with database.transaction() as session:
+        result = session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id, claimable)
+            .values(status=PROCESSING, claimed_at=now, attempts=WebhookEvent.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            return None
+        row = session.execute(
+            select(WebhookEvent.attempts, WebhookEvent.event_type, WebhookEvent.location_id,
+                   WebhookEvent.company_id, WebhookEvent.payload).where(WebhookEvent.id == event_id)
+        ).one()
+    return ClaimedEvent(id=event_id, attempt=row.attempts, event_type=row.event_type, location_id=row.location_id,
+                        company_id=row.company_id, payload=row.payload)
+
+
+def _held(event: ClaimedEvent):
+    return and_(WebhookEvent.id == event.id, WebhookEvent.status == PROCESSING, WebhookEvent.attempts == event.attempt)
+
+
+def _clip(reason: str | None) -> str | None:
+    return None if reason is None else reason[:_REASON_LIMIT]
+
+
+def finish_event(database: Database, event: ClaimedEvent, *, status: str, reason: str | None) -> bool:
+    """Record the final outcome (done / ignored / failed). False when the lease was lost to another worker."""
+    if status not in {DONE, IGNORED, FAILED}:
+        raise ValueError(f"not a final status: {status!r}")
+    with database.transaction() as session:
+        result = session.execute(
+            update(WebhookEvent).where(_held(event))
+            .values(status=status, status_reason=_clip(reason), processed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return result.rowcount == 1
+
+
+def release_for_retry(database: Database, event: ClaimedEvent, *, reason: str) -> bool:
+    """Put the event back to pending after a failed attempt; `claimed_at` marks when the attempt ended."""
+    with database.transaction() as session:
+        result = session.execute(
+            update(WebhookEvent).where(_held(event))
+            .values(status=PENDING, status_reason=_clip(reason), claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return result.rowcount == 1
+
+
+def renew_lease(database: Database, event: ClaimedEvent) -> bool:
+    """Push the lease forward; False when the event is no longer ours."""
+    with database.transaction() as session:
+        result = session.execute(
+            update(WebhookEvent).where(_held(event)).values(claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return result.rowcount == 1
+
+
+class LeaseKeeper:
+    """Renews an event's lease from a background thread while its handler runs.
+
+    A handler may legitimately take longer than the lease (a slow HighLevel answer); only a worker that
+    stops renewing (killed, frozen) loses the event. Use as a context manager around the handler call.
+    """
+
+    def __init__(self, database: Database, event: ClaimedEvent, *, interval_seconds: float) -> None:
+        self.database = database
+        self.event = event
+        self.interval_seconds = interval_seconds
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{event.id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval_seconds + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            try:
+                if not renew_lease(self.database, self.event):
+                    self.lost = True
+                    log.warning("event %s: lease lost to another worker (attempt %s)", self.event.id,
+                                self.event.attempt)
+                    return
+            except Exception as exc:
+                # The next renewal may succeed; if none does, the lease expires and the event is re-run.
+                log.warning("event %s: lease renewal failed: %s", self.event.id, type(exc).__name__)
+
+
+def sweepable_events(database: Database, *, now: datetime, min_age_seconds: float, lease_seconds: float,
+                     retry_delays: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
+    """(event id, attempts) of events that should be running but may have no job: the sweeper's worklist.
+
+    - pending, older than `min_age_seconds`, and past the backoff its attempts call for;
+    - processing with a lease not renewed for `lease_seconds` (its worker died).
+    """
+    young = now - timedelta(seconds=min_age_seconds)
+    # Backoff per attempt count, as SQL, so rows still waiting never crowd due ones out of the batch.
+    due_retry = [WebhookEvent.attempts == 0]
+    for attempts, delay in enumerate(retry_delays, start=1):
+        op = WebhookEvent.attempts == attempts if attempts < len(retry_delays) else WebhookEvent.attempts >= attempts
+        due_retry.append(and_(op, WebhookEvent.claimed_at <= now - timedelta(seconds=delay)))
+    stray_pending = and_(WebhookEvent.status == PENDING, WebhookEvent.received_at <= young, or_(*due_retry))
+    dead_holder = and_(WebhookEvent.status == PROCESSING,
+                       WebhookEvent.claimed_at < now - timedelta(seconds=lease_seconds))
+    with database.transaction() as session:
+        rows = session.execute(
+            select(WebhookEvent.id, WebhookEvent.attempts)
+            .where(or_(stray_pending, dead_holder))
+            .order_by(WebhookEvent.id)
+            .limit(limit)
+        ).all()
+    return [(row.id, row.attempts) for row in rows]

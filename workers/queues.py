@@ -1,0 +1,174 @@
+"""Queue names and the one way jobs are enqueued (style-anchors habit 10 and 11).
+
+Every enqueue goes through `enqueue()` here so each job gets an explicit timeout, result and failure
+TTLs, the JSON serializer (pickle would let anyone who can write to Redis run code in our workers,
+reliability-catalogue #46) and, where asked, a deterministic, RQ-safe job id.
+
+This module imports only RQ and Redis, so the web process can use it without pulling in workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "LOW_QUEUE",
+    "QUEUE_NAMES",
+    "SERIALIZER",
+    "WEBHOOKS_QUEUE",
+    "EnqueueOutcome",
+    "default_retry",
+    "enqueue",
+    "enqueue_event",
+    "event_job_id",
+    "get_queue",
+    "safe_job_id",
+]
+
+# Webhook events first: a missed call waiting behind a nightly sync is exactly what we must avoid.
+WEBHOOKS_QUEUE = "webhooks"
+DEFAULT_QUEUE = "default"
+LOW_QUEUE = "low"
+QUEUE_NAMES = (WEBHOOKS_QUEUE, DEFAULT_QUEUE, LOW_QUEUE)
+
+SERIALIZER = JSONSerializer
+PROCESS_EVENT = "workers.jobs.process_event"
+
+# RQ 2.8+ accepts only these characters in a custom job id.
+_SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_TERMINAL = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def get_queue(name: str, connection: Redis) -> Queue:
+    """The named queue on `connection`, always with our serializer."""
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; known: {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=connection, serializer=SERIALIZER)
+
+
+def safe_job_id(text: str) -> str:
+    """`text` when RQ accepts it as a job id, else a stable hash of it (same input, same id)."""
+    if _SAFE_JOB_ID.match(text):
+        return text
+    return "h-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def event_job_id(event_id: int, attempt: int) -> str:
+    """The job id for the run of inbox event `event_id` that follows `attempt` earlier claims.
+
+    One id per (event, attempt): a job that is already queued for that step is never duplicated,
+    and the next step (a retry, or a rescue after a dead worker) gets a fresh id.
+    """
+    return f"webhook-event-{int(event_id)}-{int(attempt)}"
+
+
+def default_retry(config) -> Retry | None:
+    """RQ retry policy for ordinary jobs, from WorkerConfig (RQ_RETRY_MAX / RQ_RETRY_INTERVALS)."""
+    if config.rq_retry_max <= 0:
+        return None
+    return Retry(max=config.rq_retry_max, interval=list(config.rq_retry_intervals))
+
+
+def enqueue(
+    queue_name: str,
+    func: str,
+    *args: object,
+    connection: Redis,
+    job_timeout: int,
+    result_ttl: int,
+    failure_ttl: int,
+    job_id: str | None = None,
+    unique: bool = False,
+    retry: Retry | None = None,
+    delay_seconds: float = 0,
+    kwargs: dict | None = None,
+) -> Job:
+    """Enqueue `func` ("module.function" dotted path) with every lifetime stated explicitly.
+
+    `delay_seconds > 0` schedules it (needs a worker started with the scheduler, as `python -m workers` is).
+
+    Raises:
+        DuplicateJobError: `unique=True` and a job with `job_id` still exists.
+        redis.RedisError: Redis is unreachable.
+    """
+    if job_id is not None and not _SAFE_JOB_ID.match(job_id):
+        raise ValueError(f"job id {job_id!r} has characters RQ rejects; pass it through safe_job_id()")
+    queue = get_queue(queue_name, connection)
+    if delay_seconds <= 0:
+        return queue.enqueue_call(
+            func, args=args, kwargs=kwargs, timeout=job_timeout, result_ttl=result_ttl, failure_ttl=failure_ttl,
+            job_id=job_id, unique=unique, retry=retry,
+        )
+    # Queue.enqueue_in ignores `unique`; schedule_job honours it.
+    job = queue.create_job(
+        func, args=args, kwargs=kwargs, timeout=job_timeout, result_ttl=result_ttl, failure_ttl=failure_ttl,
+        job_id=job_id, retry=retry, status=JobStatus.SCHEDULED,
+    )
+    return queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=delay_seconds), unique=unique)
+
+
+@dataclass(frozen=True)
+class EnqueueOutcome:
+    """What `enqueue_event` did: "enqueued", "already-queued" (a live job exists) or "replaced" (a dead one did)."""
+
+    result: str
+    job_id: str
+
+
+def enqueue_event(
+    connection: Redis,
+    event_id: int,
+    *,
+    attempt: int,
+    config,
+    delay_seconds: float = 0,
+    replace_stale: bool = False,
+) -> EnqueueOutcome:
+    """Enqueue `process_event(event_id)` on the webhooks queue under its deterministic job id.
+
+    With `replace_stale` (the sweeper), a job that exists under that id but can no longer run the
+    event (finished, failed, stopped, or started longer ago than the lease by a worker that died
+    before claiming) is deleted and enqueued afresh; a queued or scheduled job is left alone.
+    """
+    job_id = event_job_id(event_id, attempt)
+    options = dict(
+        connection=connection, job_timeout=config.event_job_timeout, result_ttl=config.result_ttl,
+        failure_ttl=config.failure_ttl, job_id=job_id, unique=True, delay_seconds=delay_seconds,
+    )
+    try:
+        enqueue(WEBHOOKS_QUEUE, PROCESS_EVENT, int(event_id), **options)
+        return EnqueueOutcome("enqueued", job_id)
+    except DuplicateJobError:
+        if not replace_stale or not _job_is_stale(connection, job_id, lease_seconds=config.event_lease_seconds):
+            return EnqueueOutcome("already-queued", job_id)
+    Job(job_id, connection=connection, serializer=SERIALIZER).delete()
+    try:
+        enqueue(WEBHOOKS_QUEUE, PROCESS_EVENT, int(event_id), **options)
+    except DuplicateJobError:
+        # Another sweeper replaced it between our delete and enqueue: that job will run the event.
+        return EnqueueOutcome("already-queued", job_id)
+    return EnqueueOutcome("replaced", job_id)
+
+
+def _job_is_stale(connection: Redis, job_id: str, *, lease_seconds: float) -> bool:
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
+    except NoSuchJobError:
+        return True
+    status = job.get_status(refresh=False)
+    if status in _TERMINAL:
+        return True
+    if status == JobStatus.STARTED and job.started_at is not None:
+        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
+        return datetime.now(UTC) - started > timedelta(seconds=lease_seconds)
+    return False
