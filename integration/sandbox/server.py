@@ -43,7 +43,8 @@ class SandboxServer:
         return f"http://{self._server.server_address[0]}:{self.port}"
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="sandbox-http", daemon=True)
         self._thread.start()
         return self
 
