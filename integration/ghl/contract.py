@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -123,6 +124,15 @@ def _duplicate_search_schema(spec: dict) -> None:
     response["content"] = {"application/json": {"schema": {"type": "object", "properties": {"contact": contact}}}}
 
 
+def _message_types_csv(spec: dict) -> None:
+    parameters = spec["paths"]["/conversations/{conversationId}/messages"]["get"]["parameters"]
+    (parameter,) = [p for p in parameters if p["name"] == "type"]
+    schema = parameter["schema"]
+    assert "enum" in schema and "," in schema.get("example", ""), "the type parameter changed: revisit"
+    choice = "|".join(re.escape(value) for value in schema.pop("enum"))
+    schema["pattern"] = f"^({choice})(,({choice}))*$"
+
+
 def _pipeline_stage_items(spec: dict) -> None:
     stages = _schema(spec, "PipelinesResponseSchema")["properties"]["stages"]
     assert stages == {"type": "array", "items": {"type": "array"}}, "stage items changed: revisit this deviation"
@@ -150,6 +160,11 @@ KNOWN_SPEC_DEVIATIONS: tuple[SpecDeviation, ...] = (
         "conversations", "GET /conversations/{conversationId}/messages 200", "flat or nested {messages:{messages}}",
         "ghl-api-facts §3.3: two independent real-world clients read the list nested under messages.messages.",
         _nested_messages),
+    SpecDeviation(
+        "conversations", "GET /conversations/{conversationId}/messages ?type", "a comma-separated list of the enum",
+        "the parameter's own description ('separated with comma') and example ('TYPE_SMS,TYPE_CALL') and "
+        "ghl-api-facts §3.3 say CSV, but its schema is a single-value enum.",
+        _message_types_csv),
     SpecDeviation(
         "oauth", "POST /oauth/locationToken responses", "201 accepted like 200",
         "ghl-api-facts §1.3: measured 201 against the live API; the spec says 200.",

@@ -6,6 +6,7 @@ import pytest
 
 from integration.ghl import GHLClient, StaticTokenProvider
 from tests.ghl.scripted_server import ScriptedServer
+from tests.plugins.contract import ContractRecorder
 
 LOCATION = "LocAcme0000000000001"
 COMPANY = "CompAgency0000000001"
@@ -32,6 +33,13 @@ def tokens() -> StaticTokenProvider:
 
 
 @pytest.fixture
-def ghl(scripted, sleeps, tokens) -> GHLClient:
-    return GHLClient(base_url=scripted.url, client_id="5f0c1a2b3c4d5e6f7a8b9c0d-test", client_secret=CLIENT_SECRET,
-                     token_provider=tokens, timeout=0.5, max_retries=3, sleep=sleeps.append)
+def ghl(scripted, sleeps, tokens, spec_validator):
+    """A client of the scripted server. Its requests are contract-checked too (its answers are scripted,
+    off-spec on purpose, so they are not)."""
+    client = GHLClient(base_url=scripted.url, client_id="5f0c1a2b3c4d5e6f7a8b9c0d-test",
+                       client_secret=CLIENT_SECRET, token_provider=tokens, timeout=0.5, max_retries=3,
+                       sleep=sleeps.append)
+    recorder = ContractRecorder(spec_validator, check_answers=False)
+    recorder.attach(client.session)
+    yield client
+    recorder.assert_clean()
