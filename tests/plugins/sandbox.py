@@ -136,8 +136,11 @@ class SandboxHandle:
     # -- resource API --------------------------------------------------------------------------------
 
     def api(self, method: str, path: str, token: str | None, *, version: str | None = "auto",
-            **kwargs) -> requests.Response:
-        """Call a HighLevel endpoint with a bearer token and the right Version header."""
+            session: requests.Session | None = None, **kwargs) -> requests.Response:
+        """Call a HighLevel endpoint with a bearer token and the right Version header.
+
+        `session` lets a test send through its own (e.g. contract-recording) session.
+        """
         headers = dict(kwargs.pop("headers", {}) or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -146,7 +149,7 @@ class SandboxHandle:
         if version is not None:
             headers["Version"] = version
         kwargs.setdefault("timeout", 30)
-        return self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+        return (session or self.http).request(method, f"{self.url}{path}", headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="session")
