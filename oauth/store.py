@@ -168,15 +168,35 @@ class InstallationStore:
 
     # --- Status changes ---
 
-    def mark_needs_reconnect(self, session: Session, row: Installation, reason: str) -> None:
-        """Stop using this installation until someone reinstalls; `reason` is shown to the agency."""
-        session.execute(
+    def mark_needs_reconnect(self, session: Session, row: Installation | int, reason: str, *,
+                             resource: str | None = None,
+                             only_if_tokens: tuple[str | None, str | None] | None = None) -> bool:
+        """Stop using this installation until someone reinstalls; `reason` is shown to the agency.
+
+        Args:
+            row: the installation (or its id).
+            resource: how to name it in the log (default: from the row).
+            only_if_tokens: (access, refresh) ciphertexts the row must still hold, so that a pair
+                stored meanwhile by someone else is never condemned.
+
+        Returns True when the row was marked.
+        """
+        row_id = row if isinstance(row, int) else row.id
+        conditions = [Installation.id == row_id, Installation.status == ACTIVE]
+        if only_if_tokens is not None:
+            access_ct, refresh_ct = only_if_tokens
+            conditions += [_same(Installation.access_token_encrypted, access_ct),
+                           _same(Installation.refresh_token_encrypted, refresh_ct)]
+        result = session.execute(
             update(Installation)
-            .where(Installation.id == row.id, Installation.status == ACTIVE)
+            .where(*conditions)
             .values(status=NEEDS_RECONNECT, status_reason=reason[:500], updated_at=self.clock())
             .execution_options(synchronize_session=False)
         )
-        log.warning("installation %s %s needs reconnecting: %s", row.user_type, row.resource_id, reason)
+        if result.rowcount:
+            name = resource or (f"{row.user_type} {row.resource_id}" if not isinstance(row, int) else f"#{row_id}")
+            log.warning("installation %s needs reconnecting: %s", name, reason)
+        return bool(result.rowcount)
 
     def uninstall_location(self, session: Session, location_id: str) -> bool:
         """Delete the location's tokens and mark it uninstalled. False when it already was (or is unknown)."""
@@ -261,3 +281,7 @@ def is_location_active(session: Session, location_id: str) -> bool:
         return False
     return not uninstall_waiting(session, location_id=location_id, company_id=location.company_id,
                                  since=location.installed_at or location.created_at)
+
+
+def _same(column, value):
+    return column.is_(None) if value is None else column == value

@@ -314,7 +314,9 @@ class InstallationTokenProvider:
                      snapshot.resource_id)
             return current.access_token
         reason = f"HighLevel rejected the token refresh ({description}); reinstall the app to reconnect"
-        self._mark_needs_reconnect(snapshot, reason)
+        if not self._mark_needs_reconnect(snapshot, reason):
+            # The row changed between our re-read and the mark: someone stored a new pair. Use it.
+            return self._read(snapshot.resource_id).access_token
         raise NeedsReconnect(reason, resource_id=snapshot.resource_id) from exc
 
     def _remint(self, snapshot: _Snapshot) -> str:
@@ -371,13 +373,15 @@ class InstallationTokenProvider:
                     update(Installation)
                     .where(
                         Installation.id == snapshot.row_id,
-                        Installation.status == ACTIVE,
+                        # Not conditional on the status: if a loser of a (lock-expired) race marked the
+                        # row needs_reconnect while still holding the old pair, our valid new pair wins.
+                        # An uninstalled row holds no tokens, so it never matches.
                         _same(Installation.access_token_encrypted, snapshot.access_ct),
                         _same(Installation.refresh_token_encrypted, snapshot.refresh_ct),
                     )
                     .values(access_token_encrypted=new_access_ct, refresh_token_encrypted=new_refresh_ct,
                             expires_at=grant.expires_at, scope=grant.scope or None, last_refreshed_at=now,
-                            updated_at=now)
+                            status=ACTIVE, status_reason=None, updated_at=now)
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount == 1:
@@ -393,11 +397,12 @@ class InstallationTokenProvider:
         raise TokenRefreshUnavailable("could not store the refreshed token (the row kept changing)",
                                       resource_id=snapshot.resource_id)
 
-    def _mark_needs_reconnect(self, snapshot: _Snapshot, reason: str) -> None:
+    def _mark_needs_reconnect(self, snapshot: _Snapshot, reason: str) -> bool:
+        """Mark the row, but only if it still holds the tokens we tried: never condemn a pair someone just stored."""
         with self.database.transaction() as session:
-            row = session.get(Installation, snapshot.row_id)
-            if row is not None:
-                self.store.mark_needs_reconnect(session, row, reason)
+            return self.store.mark_needs_reconnect(
+                session, snapshot.row_id, reason, resource=f"{snapshot.user_type} {snapshot.resource_id}",
+                only_if_tokens=(snapshot.access_ct, snapshot.refresh_ct))
 
 
 class _RedisLock:
