@@ -15,6 +15,7 @@ and a failed enqueue is repaired by the sweeper.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -89,10 +90,22 @@ def _read_body(limit: int) -> bytes:
 def _store(payload: dict, raw_body: bytes) -> Receipt:
     settings = get_settings()
     with db.transaction() as session:
-        if session.get_bind().dialect.name == "postgresql":
+        dialect = session.get_bind().dialect.name
+        usual_wait = None
+        if dialect == "postgresql":
             session.execute(text(f"SET LOCAL statement_timeout = {_DB_STATEMENT_TIMEOUT_MS}"))
-        event = classify_event(session, payload, raw_body=raw_body, app_id=settings.ghl_app_id)
-        receipt = store_event(session, event)
+        else:
+            # SQLite (local runs): wait for another writer's lock no longer than PostgreSQL would, then put
+            # the connection's usual wait back (busy_timeout is per connection, not per transaction).
+            usual_wait = int(session.execute(text("PRAGMA busy_timeout")).scalar_one())
+            session.execute(text(f"PRAGMA busy_timeout = {_DB_STATEMENT_TIMEOUT_MS}"))
+        try:
+            event = classify_event(session, payload, raw_body=raw_body, app_id=settings.ghl_app_id)
+            receipt = store_event(session, event)
+        finally:
+            if usual_wait is not None:
+                with contextlib.suppress(Exception):
+                    session.execute(text(f"PRAGMA busy_timeout = {usual_wait}"))
     if receipt.created and event.status == "ignored":
         log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type, event.status_reason,
                  receipt.event_id, event.location_id or "-")

@@ -152,11 +152,12 @@ class LeaseKeeper:
 
 
 def sweepable_events(database: Database, *, now: datetime, min_age_seconds: float, lease_seconds: float,
-                     retry_delays: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
+                     retry_delays: tuple[int, ...], limit: int, after_id: int = 0) -> list[tuple[int, int]]:
     """(event id, attempts) of events that should be running but may have no job: the sweeper's worklist.
 
     - pending, older than `min_age_seconds`, and past the backoff its attempts call for;
     - processing with a lease not renewed for `lease_seconds` (its worker died).
+    Ordered by id from `after_id`, so a caller can page through a large backlog across sweeps.
     """
     young = now - timedelta(seconds=min_age_seconds)
     # Backoff per attempt count, as SQL, so rows still waiting never crowd due ones out of the batch.
@@ -170,7 +171,7 @@ def sweepable_events(database: Database, *, now: datetime, min_age_seconds: floa
     with database.transaction() as session:
         rows = session.execute(
             select(WebhookEvent.id, WebhookEvent.attempts)
-            .where(or_(stray_pending, dead_holder))
+            .where(WebhookEvent.id > after_id, or_(stray_pending, dead_holder))
             .order_by(WebhookEvent.id)
             .limit(limit)
         ).all()

@@ -30,6 +30,9 @@ __all__ = ["SweepReport", "Sweeper"]
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "textback:sweeper:lock"
+# Where the last sweep stopped: after an outage the backlog can exceed one batch, and rows that already
+# have a queued job must not hide the ones behind them, so successive sweeps page through by id.
+CURSOR_KEY = "textback:sweeper:cursor"
 # Let RQ move jobs of dead workers out of its started registry about every 30 s (tidiness only:
 # our own lease, not RQ's registry, decides when an event is re-run).
 _REGISTRY_CLEANUP_EVERY = 15
@@ -76,11 +79,15 @@ class Sweeper:
 
     def _sweep(self, report: SweepReport) -> None:
         config = self.config
+        cursor = int(self.redis.get(CURSOR_KEY) or 0)
         strays = sweepable_events(
             self.database, now=utcnow(), min_age_seconds=config.sweep_min_age_seconds,
             lease_seconds=config.event_lease_seconds, retry_delays=config.event_retry_delays,
-            limit=config.sweep_batch_size,
+            limit=config.sweep_batch_size, after_id=cursor,
         )
+        # A short page means we reached the end: start from the beginning next time.
+        next_cursor = strays[-1][0] if len(strays) == config.sweep_batch_size else 0
+        self.redis.set(CURSOR_KEY, next_cursor, ex=3600)
         for event_id, attempts in strays:
             outcome = enqueue_event(self.redis, event_id, attempt=attempts, config=config, replace_stale=True)
             report.counts[outcome.result] += 1
