@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from integration.config import ConfigError, load_settings
 from integration.db import Database
@@ -34,6 +35,11 @@ def rotate_keys(batch_size: int) -> None:
             database, TokenCipher.from_settings(settings), batch_size=batch_size,
             after_batch=lambda last_id, r: click.echo(f"  ... up to installation {last_id}: {r.rotated} rotated"),
         )
+    except SQLAlchemyError as exc:
+        # One line, no URL (it may hold a password): what was committed stays rotated; run again.
+        click.echo(f"textback: key rotation stopped, database error ({type(exc).__name__}); "
+                   "batches already done stay done, run the command again", err=True)
+        sys.exit(2)
     finally:
         database.dispose()
     click.echo(f"scanned {report.scanned}, rotated {report.rotated}, already current {report.already_current}, "

@@ -22,18 +22,18 @@ from oauth.errors import TokenUnavailable
 from oauth.models import AgencyInstall
 from oauth.services import get_oauth
 from oauth.store import ACTIVE
+from workers.errors import EventIgnored, PermanentEventError
 
 __all__ = ["handle_install", "handle_uninstall"]
 
 log = logging.getLogger(__name__)
 
 
-def _foreign_app(payload: dict) -> str | None:
+def _check_app(payload: dict) -> None:
+    """The receiver already drops foreign apps; checked again because a handler must not trust its caller."""
     app_id = payload.get("appId")
-    ours = get_settings().ghl_app_id
-    if app_id and str(app_id).lower() != ours:
-        return f"ignored: the event is for app {app_id}, not ours"
-    return None
+    if app_id and str(app_id).lower() != get_settings().ghl_app_id:
+        raise EventIgnored(f"the event is for app {str(app_id)[:40]}, not ours")
 
 
 def _id(payload: dict, key: str) -> str | None:
@@ -43,13 +43,11 @@ def _id(payload: dict, key: str) -> str | None:
 
 def handle_install(payload: dict, *, event_id: int) -> str | None:
     """Provision what an INSTALL webhook announces, when we hold the agency's token."""
-    note = _foreign_app(payload)
-    if note:
-        return note
+    _check_app(payload)
     oauth = get_oauth()
     company_id, location_id = _id(payload, "companyId"), _id(payload, "locationId")
     if not company_id and not location_id:
-        return "ignored: INSTALL without companyId or locationId"
+        raise EventIgnored("INSTALL without companyId or locationId")
     with oauth.database.transaction() as session:
         holds_company = False
         if company_id:
@@ -66,22 +64,14 @@ def handle_install(payload: dict, *, event_id: int) -> str | None:
         if not holds_company:
             # A sub-account install: its token arrives through the OAuth callback, not here.
             return f"no agency token for company {company_id or '(none)'}; waiting for the OAuth callback"
-        try:
-            report = _transient_raises(lambda: oauth.provisioner.provision_location(company_id, location_id))
-        except _Final as exc:
-            log.warning("INSTALL event %s: %s", event_id, exc)
-            return str(exc)
+        report = _transient_raises(lambda: oauth.provisioner.provision_location(company_id, location_id))
         if location_id in report.failed:
             return f"location {location_id}: token not minted yet ({report.failed[location_id]}); will retry"
         return f"location {location_id} provisioned from company {company_id}"
 
     if not holds_company:
         return f"no agency token for company {company_id}; waiting for the OAuth callback"
-    try:
-        report = _transient_raises(lambda: oauth.provisioner.provision_company(company_id))
-    except _Final as exc:
-        log.warning("INSTALL event %s: %s", event_id, exc)
-        return str(exc)
+    report = _transient_raises(lambda: oauth.provisioner.provision_company(company_id))
     return f"company {company_id}: {report.summary()}"
 
 
@@ -92,22 +82,16 @@ def _transient_raises(provision):
     except TokenUnavailable as exc:
         if exc.retryable:
             raise
-        raise _Final(f"agency token unusable: {exc}") from exc
+        raise PermanentEventError(f"the agency token is unusable: {exc}") from exc
     except GHLError as exc:
         if exc.is_ambiguous or exc.status == 429:
             raise
-        raise _Final(f"HighLevel refused: {exc}") from exc
-
-
-class _Final(Exception):
-    """A provisioning failure that a retry of the event cannot fix; becomes the event's note."""
+        raise PermanentEventError(f"HighLevel refused: {exc}") from exc
 
 
 def handle_uninstall(payload: dict, *, event_id: int) -> str | None:
     """Stop everything for the location or agency: tokens deleted, settings and history kept."""
-    note = _foreign_app(payload)
-    if note:
-        return note
+    _check_app(payload)
     oauth = get_oauth()
     location_id, company_id = _id(payload, "locationId"), _id(payload, "companyId")
     with oauth.database.transaction() as session:
@@ -119,6 +103,6 @@ def handle_uninstall(payload: dict, *, event_id: int) -> str | None:
             stopped = oauth.store.uninstall_company(session, company_id)
             outcome = f"company {company_id} uninstalled; {len(stopped)} sub-account(s) stopped"
         else:
-            return "ignored: UNINSTALL without locationId or companyId"
+            raise EventIgnored("UNINSTALL without locationId or companyId")
     log.info("UNINSTALL event %s: %s", event_id, outcome)
     return outcome

@@ -60,7 +60,11 @@ class PeriodicJob:
 
 
 # Capabilities add their jobs here (name, "module:function", interval in seconds).
-PERIODIC_JOBS: list[PeriodicJob] = []
+PERIODIC_JOBS: list[PeriodicJob] = [
+    # OAuth: refresh tokens die after a year unused; retry sub-accounts whose Location token failed to mint.
+    PeriodicJob("refresh-idle-installations", "oauth.jobs:refresh_idle_installations", interval_seconds=6 * 3600),
+    PeriodicJob("retry-failed-provisioning", "oauth.jobs:retry_failed_provisioning", interval_seconds=60),
+]
 
 
 def enqueue_due_jobs(redis: Redis, *, now: datetime, config: WorkerConfig,
