@@ -55,6 +55,7 @@ class ContactFacts:
     contact_type: str | None = None
     timezone: str | None = None
     state: str | None = None
+    assigned_to: str | None = None
     open_opportunity: str | None = None
 
     @classmethod
@@ -73,6 +74,7 @@ class ContactFacts:
             contact_type=(str(contact.get("type")).lower() if contact.get("type") else None),
             timezone=contact.get("timezone") or None,
             state=(str(contact.get("state")).strip() or None) if contact.get("state") else None,
+            assigned_to=contact.get("assignedTo") or None,
             open_opportunity=open_opportunity,
         )
 
@@ -142,11 +144,16 @@ def evaluate(facts: CallFacts, settings: TextBackSettings) -> Outcome:
         return Skip("text back is turned off for this sub-account")
 
     called_at = facts.call.called_at or facts.first_seen_at
-    age = now - called_at
-    if age > timedelta(minutes=settings.max_call_age_minutes):
-        return Skip(f"the call was {describe_ago(age)}, too long ago to text back")
+    # How late the webhook reached us (HighLevel retries for about 70 minutes), not how long our own
+    # deferral lasted: a call deferred overnight by quiet hours is still texted in the morning.
+    late_by = facts.first_seen_at - called_at
+    if late_by > timedelta(minutes=settings.max_call_age_minutes):
+        return Skip(f"the call was {describe_ago(late_by)} when it reached us, too long ago to text back")
 
-    raw_number = (facts.contact.phone if facts.contact else None) or facts.call.caller_number
+    if facts.contact is None:
+        # Texts go through the contact's HighLevel conversation; without a contact there is none.
+        return Skip("the call has no contact record in HighLevel")
+    raw_number = facts.contact.phone or facts.call.caller_number
     try:
         caller = parse_caller_number(raw_number, default_region=facts.location_country or "US")
     except UnusableNumber as exc:

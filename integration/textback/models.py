@@ -69,8 +69,11 @@ class SendIntent(Base):
 
     # sending: the API call is (or may be) in flight, owned until lease_until;
     # unknown: an ambiguous failure, the conversation must be checked before any retry;
-    # sent: HighLevel accepted it (message_id stored); failed: permanently refused.
-    SENDING, UNKNOWN, SENT, FAILED = "sending", "unknown", "sent", "failed"
+    # retry: certainly not sent (429, no token right now), safe to send again;
+    # sent: HighLevel accepted it (message_id stored); failed: refused, or not sent after a re-check.
+    SENDING, UNKNOWN, RETRY, SENT, FAILED = "sending", "unknown", "retry", "sent", "failed"
+    # States in which the text may be out there: they hold the caller's cooldown and the daily count.
+    LIVE = frozenset({SENDING, UNKNOWN, RETRY, SENT})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     call_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -83,6 +86,8 @@ class SendIntent(Base):
     body: Mapped[str] = mapped_column(Text)
     segments: Mapped[int] = mapped_column(Integer)
     template_key: Mapped[str] = mapped_column(String(32))
+    # The location-local day whose DailySendCount this text was counted in (released on failure).
+    counted_day: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default=SENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

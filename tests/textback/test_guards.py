@@ -61,8 +61,8 @@ def test_an_ordinary_missed_call_proceeds_with_the_business_hours_template():
     (make_facts(opted_out_at=NOW - timedelta(days=3)), "skipped: the caller opted out of texts 3 days ago"),
     (make_facts(last_texted_at=NOW - timedelta(hours=2, minutes=5)), "skipped: texted this caller 2 h ago"),
     (make_facts(sent_today=200), "skipped: the daily limit of 200 texts is reached"),
-    (make_facts(first_seen_at=NOW - timedelta(hours=5), call=replace(make_facts().call, called_at=None)),
-     "skipped: the call was 5 h ago, too long ago to text back"),
+    (make_facts(call=replace(make_facts().call, called_at=NOW - timedelta(hours=5))),
+     "skipped: the call was 5 h ago when it reached us, too long ago to text back"),
 ])
 def test_skips_and_their_reasons(facts, reason):
     outcome = run(facts)
@@ -70,15 +70,26 @@ def test_skips_and_their_reasons(facts, reason):
     assert outcome.describe() == reason
 
 
+def test_a_call_deferred_overnight_is_not_too_old():
+    # Reached us promptly at 22:30; evaluated again at 09:00 after the quiet-hours deferral.
+    call = replace(make_facts().call, called_at=NOW - timedelta(hours=11))
+    facts = make_facts(call=call, first_seen_at=NOW - timedelta(hours=11) + timedelta(seconds=2))
+    assert isinstance(run(facts), Proceed)
+
+
 def test_sms_dnd_inactive_still_texts():
     assert isinstance(run(make_facts(contact={"sms_dnd_status": "inactive"})), Proceed)
 
 
-def test_no_contact_uses_the_number_from_the_call():
+def test_a_contact_without_a_phone_uses_the_number_from_the_call():
     call = replace(make_facts().call, caller_number="(512) 555-0121")
-    outcome = run(make_facts(contact=None, call=call))
+    outcome = run(make_facts(contact={"phone": None}, call=call))
     assert isinstance(outcome, Proceed)
     assert outcome.caller.e164 == "+15125550121"
+
+
+def test_no_contact_record_is_skipped():
+    assert run(make_facts(contact=None)).describe() == "skipped: the call has no contact record in HighLevel"
 
 
 def test_settings_lists_exclude_numbers():

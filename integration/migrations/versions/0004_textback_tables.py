@@ -94,6 +94,7 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('segments', sa.Integer(), nullable=False),
     sa.Column('template_key', sa.String(length=32), nullable=False),
+    sa.Column('counted_day', sa.Date(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('lease_until', integration.db.UTCDateTime(timezone=True), nullable=True),

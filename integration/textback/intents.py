@@ -1,0 +1,242 @@
+"""The database side of exactly-once sending: every state change of a missed call and its send intent.
+
+Each function is one short transaction, and every transition that two workers could race on is a
+conditional write (a unique insert, or an UPDATE ... WHERE <expected state>) whose row count says
+who won. That holds on PostgreSQL and on SQLite alike, without relying on isolation levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from integration.db import Database
+from integration.textback.missed_call import Missed
+from integration.textback.models import Caller, DailySendCount, MissedCall, SendIntent
+
+__all__ = [
+    "Reservation",
+    "cancel_intent",
+    "defer_call",
+    "finish_call",
+    "insert_ignore",
+    "mark_retry",
+    "mark_sent",
+    "mark_unknown",
+    "note_caller_number",
+    "record_missed_call",
+    "renew_lease",
+    "reserve_send",
+    "take_over",
+]
+
+
+def insert_ignore(session: Session, model: type, **values: object) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL or SQLite; True when a row was inserted."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect!r}")
+    # RETURNING, not rowcount: an ORM-session insert does not report a row count on every driver.
+    statement = insert(model).values(**values).on_conflict_do_nothing()
+    return session.execute(statement.returning(*model.__table__.primary_key.columns)).first() is not None
+
+
+def record_missed_call(database: Database, call: Missed, *, event_id: int | None, now: datetime
+                       ) -> tuple[int, bool]:
+    """Store the call once per call key; (row id, True if this webhook created it). `now` is when we heard of it."""
+    with database.transaction() as session:
+        created = insert_ignore(
+            session, MissedCall, call_key=call.call_key, location_id=call.location_id, contact_id=call.contact_id,
+            conversation_id=call.conversation_id, call_message_id=call.message_id,
+            caller_number=call.caller_number, called_number=call.called_number,
+            call_status=call.status, call_duration=call.duration, called_at=call.called_at, user_id=call.user_id,
+            webhook_event_id=event_id, duplicate_webhooks=0, status=MissedCall.PENDING, created_at=now, updated_at=now,
+        )
+        row_id = session.scalar(select(MissedCall.id).where(MissedCall.call_key == call.call_key))
+        if not created:
+            session.execute(update(MissedCall).where(MissedCall.id == row_id)
+                            .values(duplicate_webhooks=MissedCall.duplicate_webhooks + 1))
+    return row_id, created
+
+
+def note_caller_number(database: Database, missed_call_id: int, phone: str) -> None:
+    """Remember the caller's number once known (from the contact): replies and opt-outs are matched by it."""
+    with database.transaction() as session:
+        session.execute(update(MissedCall).where(MissedCall.id == missed_call_id, MissedCall.caller_number.is_(None))
+                        .values(caller_number=phone))
+
+
+def finish_call(database: Database, missed_call_id: int, *, status: str, outcome: str) -> None:
+    """Record a final outcome (sent, skipped or failed) with its readable reason."""
+    assert status in MissedCall.FINAL
+    with database.transaction() as session:
+        session.execute(update(MissedCall).where(MissedCall.id == missed_call_id)
+                        .values(status=status, outcome=outcome, next_attempt_at=None))
+
+
+def defer_call(database: Database, missed_call_id: int, *, until: datetime, outcome: str) -> None:
+    """Look at the call again at `until`; the reason says why (quiet hours, delay, a retry)."""
+    with database.transaction() as session:
+        session.execute(update(MissedCall)
+                        .where(MissedCall.id == missed_call_id, MissedCall.status.not_in(MissedCall.FINAL))
+                        .values(status=MissedCall.DEFERRED, next_attempt_at=until, outcome=outcome))
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The outcome of reserve_send: an intent id, or why the text may not be reserved."""
+
+    intent_id: int | None = None
+    lost_to: str | None = None  # "cooldown" | "daily_cap" | "intent" (another worker holds it)
+
+
+def reserve_send(database: Database, *, row: MissedCall, phone: str, body: str, segments: int, template_key: str,
+                 from_number: str | None, day: date, cooldown: timedelta, daily_cap: int, lease: timedelta,
+                 now: datetime) -> Reservation:
+    """In one transaction: take the caller's cooldown, a daily slot, and write the send intent.
+
+    The cooldown is a compare-and-set on the caller's row, so two different calls from one number
+    racing each other get one text; the intent is unique per call, so two workers on one call get
+    one intent. Anything lost rolls the whole reservation back.
+    """
+    try:
+        with database.transaction() as session:
+            insert_ignore(session, Caller, location_id=row.location_id, phone=phone, updated_at=now)
+            cutoff = now - cooldown
+            taken = session.execute(
+                update(Caller)
+                .where(Caller.location_id == row.location_id, Caller.phone == phone,
+                       or_(Caller.last_texted_at.is_(None), Caller.last_texted_at <= cutoff,
+                           Caller.last_call_key == row.call_key))
+                .values(last_texted_at=now, last_call_key=row.call_key, updated_at=now)
+            ).rowcount
+            if taken != 1:
+                raise _Lost("cooldown")
+            insert_ignore(session, DailySendCount, location_id=row.location_id, day=day, count=0)
+            counted = session.execute(
+                update(DailySendCount)
+                .where(DailySendCount.location_id == row.location_id, DailySendCount.day == day,
+                       DailySendCount.count < daily_cap)
+                .values(count=DailySendCount.count + 1)
+            ).rowcount
+            if counted != 1:
+                raise _Lost("daily_cap")
+            intent = SendIntent(
+                call_key=row.call_key, missed_call_id=row.id, location_id=row.location_id,
+                contact_id=row.contact_id, conversation_id=row.conversation_id, to_number=phone,
+                from_number=from_number, body=body, segments=segments, template_key=template_key, counted_day=day,
+                status=SendIntent.SENDING, attempts=1, lease_until=now + lease, created_at=now, updated_at=now,
+            )
+            session.add(intent)
+            session.flush()
+            session.execute(update(MissedCall).where(MissedCall.id == row.id).values(
+                status=MissedCall.SENDING, template_key=template_key, caller_number=phone, next_attempt_at=None,
+                outcome="sending"))
+            return Reservation(intent_id=intent.id)
+    except _Lost as lost:
+        return Reservation(lost_to=lost.what)
+    except IntegrityError:
+        return Reservation(lost_to="intent")
+
+
+class _Lost(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def take_over(database: Database, intent_id: int, *, expected_status: str, now: datetime, lease: timedelta,
+              body: str | None = None) -> bool:
+    """Claim an intent for one more send attempt; False if another worker changed it first.
+
+    A `sending` intent can only be taken once its lease has run out (its worker died). `body` may be
+    replaced only for a `retry` intent: one certainly never sent, so no earlier text has to match it.
+    """
+    conditions = [SendIntent.id == intent_id, SendIntent.status == expected_status]
+    if expected_status == SendIntent.SENDING:
+        conditions.append(SendIntent.lease_until < now)
+    values: dict = {"status": SendIntent.SENDING, "lease_until": now + lease, "attempts": SendIntent.attempts + 1,
+                    "updated_at": now}
+    if body is not None and expected_status == SendIntent.RETRY:
+        values["body"] = body
+    with database.transaction() as session:
+        won = session.execute(update(SendIntent).where(*conditions).values(**values)).rowcount == 1
+        if won:
+            missed_call_id = session.scalar(select(SendIntent.missed_call_id).where(SendIntent.id == intent_id))
+            session.execute(update(MissedCall).where(MissedCall.id == missed_call_id)
+                            .values(status=MissedCall.SENDING, next_attempt_at=None))
+    return won
+
+
+def mark_sent(database: Database, intent_id: int, *, message_id: str | None, conversation_id: str | None,
+              now: datetime, outcome: str) -> None:
+    """HighLevel has the text: store its messageId and close the call as sent."""
+    with database.transaction() as session:
+        intent = session.get(SendIntent, intent_id)
+        intent.status = SendIntent.SENT
+        intent.message_id = intent.message_id or message_id
+        intent.conversation_id = conversation_id or intent.conversation_id
+        intent.sent_at = intent.sent_at or now
+        intent.lease_until = None
+        intent.last_error = None
+        intent.updated_at = now
+        session.execute(update(MissedCall).where(MissedCall.id == intent.missed_call_id).values(
+            status=MissedCall.SENT, outcome=outcome, next_attempt_at=None,
+            conversation_id=func.coalesce(MissedCall.conversation_id, conversation_id)))
+
+
+def renew_lease(database: Database, intent_id: int, *, until: datetime) -> bool:
+    """Keep owning a send in flight; False once the intent is no longer ours to renew."""
+    with database.transaction() as session:
+        return session.execute(update(SendIntent)
+                               .where(SendIntent.id == intent_id, SendIntent.status == SendIntent.SENDING)
+                               .values(lease_until=until)).rowcount == 1
+
+
+def mark_unknown(database: Database, intent_id: int, *, error: str, now: datetime) -> None:
+    """An ambiguous failure: the text may be out. Nobody may send again before checking the conversation."""
+    with database.transaction() as session:
+        session.execute(update(SendIntent)
+                        .where(SendIntent.id == intent_id, SendIntent.status == SendIntent.SENDING)
+                        .values(status=SendIntent.UNKNOWN, last_error=error, lease_until=None, updated_at=now))
+
+
+def mark_retry(database: Database, intent_id: int, *, error: str, now: datetime) -> None:
+    """Certainly not sent (rate limited, no token right now): the next attempt may send without checking."""
+    with database.transaction() as session:
+        session.execute(update(SendIntent)
+                        .where(SendIntent.id == intent_id, SendIntent.status == SendIntent.SENDING)
+                        .values(status=SendIntent.RETRY, last_error=error, lease_until=None, updated_at=now))
+
+
+def cancel_intent(database: Database, intent_id: int, *, call_status: str, outcome: str, error: str,
+                  now: datetime) -> None:
+    """The text was not sent and never will be: free the caller's cooldown and the daily slot it held."""
+    with database.transaction() as session:
+        intent = session.get(SendIntent, intent_id)
+        intent.status = SendIntent.FAILED
+        intent.last_error = error
+        intent.lease_until = None
+        intent.updated_at = now
+        # The caller's cooldown falls back to their previous text that may be out there, if any.
+        previous = session.scalar(select(func.max(SendIntent.created_at)).where(
+            SendIntent.location_id == intent.location_id, SendIntent.to_number == intent.to_number,
+            SendIntent.id != intent.id, SendIntent.status.in_(SendIntent.LIVE)))
+        session.execute(update(Caller)
+                        .where(Caller.location_id == intent.location_id, Caller.phone == intent.to_number,
+                               Caller.last_call_key == intent.call_key)
+                        .values(last_texted_at=previous, last_call_key=None, updated_at=now))
+        session.execute(update(DailySendCount)
+                        .where(DailySendCount.location_id == intent.location_id,
+                               DailySendCount.day == intent.counted_day, DailySendCount.count > 0)
+                        .values(count=DailySendCount.count - 1))
+        session.execute(update(MissedCall).where(MissedCall.id == intent.missed_call_id)
+                        .values(status=call_status, outcome=outcome, next_attempt_at=None))
