@@ -78,7 +78,7 @@ class InstallationStore:
 
     def save_location_grant(self, session: Session, grant: TokenGrant, *, minted_from_company: bool,
                             location_name: str | None = None) -> Installation:
-        """Store a Location token, (re)install the location and give a new one its agency's default settings.
+        """Store a Location token, (re)install the location and link a new one to its agency's default settings.
 
         Args:
             minted_from_company: True for a token from /oauth/locationToken. Its refresh token is not
@@ -103,10 +103,11 @@ class InstallationStore:
         location.uninstalled_at = None
         session.flush()
         if session.get(LocationSettings, location.id) is None:
-            # A new sub-account starts from its agency's defaults; a reinstall keeps its own settings.
-            company = session.get(Company, location.company_id) if location.company_id else None
-            defaults = dict(company.default_settings or {}) if company is not None else {}
-            session.add(LocationSettings(location_id=location.id, enabled=True, values=defaults))
+            # A new sub-account gets its agency's defaults by being linked to the agency: its own document
+            # starts empty, and the effective settings are built-in defaults < agency defaults < own
+            # values (integration.textback.settings), so a later change of the agency defaults reaches it.
+            # A reinstall keeps the existing document.
+            session.add(LocationSettings(location_id=location.id, enabled=True, values={}))
         provisioning = session.get(LocationProvisioning, location.id)
         if provisioning is not None:
             provisioning.status = ProvisioningStatus.PROVISIONED

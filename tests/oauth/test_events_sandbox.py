@@ -59,7 +59,7 @@ def test_install_for_a_future_location_of_a_held_agency_provisions_it_once(agenc
     location_id = SEED_LOCATION_IDS[2]
     handle_uninstall({"type": "UNINSTALL", "appId": app_id, "locationId": location_id}, event_id=1)
     with oauth.database.transaction() as session:
-        session.get(LocationSettings, location_id).values = {"greeting": "kept across reinstall"}
+        session.get(LocationSettings, location_id).values = {"daily_cap": 9}
     mints = _mints(sandbox)
     payload = {"type": "INSTALL", "appId": app_id, "installType": "Location", "locationId": location_id,
                "companyId": SEED_COMPANY_ID, "webhookId": "w2"}
@@ -71,7 +71,7 @@ def test_install_for_a_future_location_of_a_held_agency_provisions_it_once(agenc
     assert _mints(sandbox) == mints + 1
     with oauth.database.transaction() as session:
         assert is_location_active(session, location_id)
-        assert session.get(LocationSettings, location_id).values == {"greeting": "kept across reinstall"}
+        assert session.get(LocationSettings, location_id).values == {"daily_cap": 9}
     assert oauth.client.get_location(location_id)["id"] == location_id
 
 
@@ -98,7 +98,7 @@ def test_events_for_another_app_are_ignored(oauth, app_id):
 def test_uninstall_twice_stops_the_location_and_keeps_its_settings(dance, oauth, sandbox, app_id):
     assert dance.install(location_id=LOCATION_ID).status_code == 302
     with oauth.database.transaction() as session:
-        session.get(LocationSettings, LOCATION_ID).values = {"greeting": "custom"}
+        session.get(LocationSettings, LOCATION_ID).values = {"daily_cap": 7}
     payload = {"type": "UNINSTALL", "appId": app_id, "locationId": LOCATION_ID}
 
     first = handle_uninstall(payload, event_id=1)
@@ -113,14 +113,14 @@ def test_uninstall_twice_stops_the_location_and_keeps_its_settings(dance, oauth,
     with oauth.database.transaction() as session:
         row = oauth.store.find(session, LOCATION_ID)
         assert (row.access_token_encrypted, row.refresh_token_encrypted, row.status) == (None, None, "uninstalled")
-        assert session.get(LocationSettings, LOCATION_ID).values == {"greeting": "custom"}
+        assert session.get(LocationSettings, LOCATION_ID).values == {"daily_cap": 7}
         assert not is_location_active(session, LOCATION_ID)
 
     # A reinstall picks up where it left off.
     assert dance.install(location_id=LOCATION_ID).status_code == 302
     with oauth.database.transaction() as session:
         assert is_location_active(session, LOCATION_ID)
-        assert session.get(LocationSettings, LOCATION_ID).values == {"greeting": "custom"}
+        assert session.get(LocationSettings, LOCATION_ID).values == {"daily_cap": 7}
 
 
 def test_an_acknowledged_but_unprocessed_uninstall_already_stops_every_call(dance, oauth, sandbox, app_id):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 
 from integration.models import Company, Installation, Location, LocationSettings
 from integration.sandbox.seed import SEED_COMPANY_ID, SEED_LOCATION_IDS
+from integration.textback.settings import effective_settings
 from oauth.models import AgencyInstall, LocationProvisioning
 from oauth.views import get_install_flow
 
@@ -66,7 +67,7 @@ def test_install_started_from_the_marketplace_without_our_state_is_accepted(danc
 
 def test_agency_bulk_install_gives_every_sub_account_a_working_token(dance, oauth, sandbox):
     with oauth.database.transaction() as session:
-        session.add(Company(id=SEED_COMPANY_ID, default_settings={"greeting": "Hi from the agency"}))
+        session.add(Company(id=SEED_COMPANY_ID, default_settings={"daily_cap": 50, "sender_name": "Agency"}))
 
     response = dance.install(company_id=SEED_COMPANY_ID)
 
@@ -81,7 +82,10 @@ def test_agency_bulk_install_gives_every_sub_account_a_working_token(dance, oaut
         for location_id in SEED_LOCATION_IDS:
             row = oauth.store.find(session, location_id)
             assert (row.user_type, row.status) == ("Location", "active")
-            assert session.get(LocationSettings, location_id).values == {"greeting": "Hi from the agency"}
+            own = session.get(LocationSettings, location_id)
+            settings = effective_settings(company_defaults=session.get(Location, location_id).company.default_settings,
+                                          location_values=own.values)
+            assert (settings.daily_cap, settings.sender_name) == (50, "Agency")
             assert session.get(LocationProvisioning, location_id).status == "provisioned"
             assert session.get(Location, location_id).name  # named from installedLocations
     for location_id in SEED_LOCATION_IDS:
@@ -91,6 +95,7 @@ def test_agency_bulk_install_gives_every_sub_account_a_working_token(dance, oaut
 
 
 def test_a_sub_account_whose_token_cannot_be_minted_is_recorded_and_retried(dance, oauth, sandbox):
+    oauth.client.max_retries = 0  # one failed answer is one failed mint, whatever the client's retry policy
     sandbox.fault("500", "^/oauth/locationToken$", times=1)
 
     response = dance.install(company_id=SEED_COMPANY_ID)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from integration.db import utcnow
 from integration.models import Company, Installation, Location, LocationSettings, WebhookEvent
+from integration.textback.settings import effective_settings
 from oauth.installation import TokenGrant
 from oauth.store import is_location_active
 
@@ -38,7 +39,7 @@ def _inbox_uninstall(database, *, location_id=None, company_id=None, key="u1", r
 
 def test_location_grant_creates_company_location_settings_and_encrypted_tokens(database, store, cipher):
     with database.transaction() as session:
-        company = Company(id=COMPANY_ID, default_settings={"greeting": "Sorry we missed you"})
+        company = Company(id=COMPANY_ID, default_settings={"daily_cap": 50})
         session.add(company)
     with database.transaction() as session:
         store.save_location_grant(session, _location_grant(), minted_from_company=False, location_name="Acme")
@@ -49,7 +50,10 @@ def test_location_grant_creates_company_location_settings_and_encrypted_tokens(d
         assert cipher.decrypt(row.access_token_encrypted) == "eyJ.location-access"
         assert cipher.decrypt(row.refresh_token_encrypted) == "eyJ.location-refresh"
         assert session.get(Location, LOCATION_ID).name == "Acme"
-        assert session.get(LocationSettings, LOCATION_ID).values == {"greeting": "Sorry we missed you"}
+        own = session.get(LocationSettings, LOCATION_ID)
+        assert own.values == {} and own.enabled  # no overrides of its own: the agency's defaults apply
+        assert effective_settings(company_defaults=session.get(Company, COMPANY_ID).default_settings,
+                                  location_values=own.values).daily_cap == 50
         assert is_location_active(session, LOCATION_ID)
 
 
@@ -65,7 +69,7 @@ def test_uninstall_deletes_tokens_keeps_settings_and_a_reinstall_resumes(databas
     with database.transaction() as session:
         store.save_location_grant(session, _location_grant(), minted_from_company=False)
     with database.transaction() as session:
-        session.get(LocationSettings, LOCATION_ID).values = {"greeting": "custom"}
+        session.get(LocationSettings, LOCATION_ID).values = {"daily_cap": 7}
     with database.transaction() as session:
         assert store.uninstall_location(session, LOCATION_ID) is True
     with database.transaction() as session:
@@ -78,7 +82,7 @@ def test_uninstall_deletes_tokens_keeps_settings_and_a_reinstall_resumes(databas
     with database.transaction() as session:
         store.save_location_grant(session, _location_grant(access="eyJ.second"), minted_from_company=False)
     with database.transaction() as session:
-        assert session.get(LocationSettings, LOCATION_ID).values == {"greeting": "custom"}
+        assert session.get(LocationSettings, LOCATION_ID).values == {"daily_cap": 7}
         assert is_location_active(session, LOCATION_ID)
 
 
