@@ -97,10 +97,12 @@ def run_all(*, port: int = 5000, sandbox_port: int = 5001, web_workers: int = 2)
     children: list[Child] = []
     interrupted = False
 
-    def on_sigterm(_signum, _frame):
+    def on_stop_signal(_signum, _frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_stop_signal)
+    # A shell starting us in the background sets SIGINT to "ignore"; Ctrl-C must still stop us.
+    previous_int = signal.signal(signal.SIGINT, on_stop_signal)
     try:
         try:
             upgrade(settings.database_url)
@@ -141,6 +143,7 @@ def run_all(*, port: int = 5000, sandbox_port: int = 5001, web_workers: int = 2)
         if embedded is not None:
             embedded.stop()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         if interrupted:
             print("\ntextback: stopped; no process left running.", flush=True)
 
