@@ -64,6 +64,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     # OAuth: refresh tokens die after a year unused; retry sub-accounts whose Location token failed to mint.
     PeriodicJob("refresh-idle-installations", "oauth.jobs:refresh_idle_installations", interval_seconds=6 * 3600),
     PeriodicJob("retry-failed-provisioning", "oauth.jobs:retry_failed_provisioning", interval_seconds=60),
+    # Text back: deferred texts (quiet hours, delays, retries) that are due but whose scheduled job Redis lost.
+    PeriodicJob("textback-due-texts", "workers.textback:enqueue_due_texts", interval_seconds=10, queue="default"),
 ]
 
 
