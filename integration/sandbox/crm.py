@@ -67,9 +67,17 @@ def _same_phone(a: str, b: str) -> bool:
 
 
 def find_contact_by_phone(world: World, location_id: str, phone: str) -> dict | None:
-    """The oldest contact of the sub-account with this phone (duplicates are not allowed by default)."""
-    for contact in world.location_contacts(location_id):
-        if _same_phone(contact.get("phone", ""), phone):
+    """The oldest contact of the sub-account with this phone (duplicates are not allowed by default).
+
+    Stored phones are E.164 (every write path normalises them), so one normalisation of the query
+    and string comparisons keep this cheap with many contacts.
+    """
+    try:
+        wanted = normalize_phone(phone)
+    except CrmError:
+        return None
+    for contact in world.contacts.values():
+        if contact["locationId"] == location_id and contact.get("phone") == wanted:
             return contact
     return None
 
@@ -87,8 +95,7 @@ def _ensure_conversation(world: World, location_id: str, contact_id: str) -> dic
     conversation = world.conversation_for(location_id, contact_id)
     if conversation is None:
         conversation = make_conversation(location_id=location_id, contact_id=contact_id)
-        world.conversations[conversation["id"]] = conversation
-        world.messages[conversation["id"]] = []
+        world.add_conversation(conversation)
     return conversation
 
 

@@ -269,5 +269,4 @@ def _seed_history(world: World, *, location_id: str, contact_id: str, user_id: s
                         message_id=_seed_id(f"SbxMsgText{location_id[6:14]}"))
     conversation.update(lastMessageBody=text["body"], lastMessageType="TYPE_SMS", lastMessageDirection="outbound",
                         lastMessageDate=text["dateAdded"], dateUpdated=text["dateAdded"], dateAdded=call["dateAdded"])
-    world.conversations[conversation["id"]] = conversation
-    world.messages[conversation["id"]] = [call, text]
+    world.add_conversation(conversation, [call, text])

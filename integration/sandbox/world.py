@@ -30,6 +30,8 @@ class World:
     tasks: dict[str, dict] = field(default_factory=dict)
     # What the app sent through POST /conversations/messages, with the numbers used (for tests).
     sent: list[dict] = field(default_factory=list)
+    # contact id -> conversation id (one phone conversation per contact); keeps lookups O(1) under load.
+    conversation_of_contact: dict[str, str] = field(default_factory=dict)
 
     def location_contacts(self, location_id: str) -> list[dict]:
         return [c for c in self.contacts.values() if c["locationId"] == location_id]
@@ -43,14 +45,12 @@ class World:
         return [loc for loc in self.locations.values() if loc["companyId"] == company_id]
 
     def conversation_for(self, location_id: str, contact_id: str) -> dict | None:
-        for conversation in self.conversations.values():
-            if conversation["locationId"] == location_id and conversation["contactId"] == contact_id:
-                return conversation
-        return None
+        conversation = self.conversations.get(self.conversation_of_contact.get(contact_id, ""))
+        if conversation is None or conversation["locationId"] != location_id:
+            return None
+        return conversation
 
-    def find_message(self, message_id: str) -> dict | None:
-        for thread in self.messages.values():
-            for message in thread:
-                if message["id"] == message_id:
-                    return message
-        return None
+    def add_conversation(self, conversation: dict, messages: list[dict] | None = None) -> None:
+        self.conversations[conversation["id"]] = conversation
+        self.messages[conversation["id"]] = list(messages or [])
+        self.conversation_of_contact[conversation["contactId"]] = conversation["id"]

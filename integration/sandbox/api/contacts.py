@@ -68,6 +68,11 @@ def update_contact(contact_id: str):
     problems = _validate_update(body)
     if problems:
         raise validation_error(*problems)
+    if body.get("phone"):
+        try:  # stored in E.164, as HighLevel does
+            body["phone"] = normalize_phone(body["phone"])
+        except CrmError as exc:
+            raise validation_error(str(exc)) from None
     events = []
     state = sandbox_state()
     with state.lock:
