@@ -1,6 +1,18 @@
 """The sandbox: a simulated HighLevel (DESIGN §5) served by `textback sandbox`.
 
 create_sandbox_app() builds the Flask app; integration.sandbox.server runs it over real HTTP.
+
+Where things are:
+  seed.py, world.py, records.py   the known agency, sub-accounts, users, contacts (deterministic ids)
+  state.py                        all in-memory state behind one lock; reset() returns to the seed
+  tokens.py, oauth_views.py       codes, rotating single-use refresh tokens, location tokens, installs
+  consent.py                      /v2/oauth/chooselocation (pick a sub-account or bulk-install)
+  guard.py, api/                  Version header, token class, scope, location access; the endpoints
+  ratelimit.py, faults.py         HighLevel's limits and headers; switchable failures
+  crm.py, payloads.py             calls, replies, texts, installs and the webhooks they cause
+  webhooks.py                     signing (Ed25519 + RSA) and delivery, retried only after a 429
+  control.py                      /_sandbox/ JSON control API for tests, the UI and benchmarks
+  ui.py, templates/sandbox/       the web UI at /
 """
 
 from __future__ import annotations
