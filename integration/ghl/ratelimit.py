@@ -1,18 +1,18 @@
 """A per-resource request limiter shared by every process through Redis (DESIGN §4.4).
 
 HighLevel allows 100 requests per 10 s per app per resource (location or company), across all of
-our web and worker processes together (ghl-api-facts §9). Each process asks Redis for a slot before
-a call; one Lua script keeps a sliding-window log (a sorted set of grant times) so the check and the
-grant are atomic. Times come from the Redis server clock, so processes on hosts with skewed clocks
-still agree on the window.
-
-A grant at time t is refused while `limit` grants already lie in (t - window, t], which means no
-window of `window` seconds ever holds more than `limit` grants.
+our web and worker processes together (ghl-api-facts §9). Before each call a process reserves a
+slot in Redis: one Lua script keeps a sliding-window log (a sorted set of slot times) and, in one
+atomic step, hands out the earliest time t, no earlier than any slot already given, such that
+(t - window, t] holds fewer than `limit` slots. The caller sleeps until t. So no window of `window`
+seconds ever holds more than `limit` calls, callers are served first come first served (no waiting
+worker starves while others keep winning the race for a freed slot), and a waiting caller costs one
+Redis round trip, not a polling loop. Times come from the Redis server clock, so processes on hosts
+with skewed clocks still agree.
 """
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,26 +23,40 @@ from integration.ghl.errors import GHLRateLimited
 
 __all__ = ["RedisRateLimiter"]
 
-# KEYS[1] window log (zset of grant times in ms), KEYS[2] block marker (set after HighLevel said "no more")
-# ARGV[1] limit, ARGV[2] window in ms, ARGV[3] unique member for this grant
-# Returns {wait_ms, now_ms}: wait_ms == 0 means granted at now_ms; otherwise try again after wait_ms.
+# KEYS[1] window log (zset of grant times in ms, possibly in the near future: reservations)
+# KEYS[2] block marker (set after HighLevel said "no more")
+# ARGV[1] limit, ARGV[2] window ms, ARGV[3] unique member, ARGV[4] longest acceptable wait in ms
+# Returns {wait_ms, slot_ms, reserved}. The slot is the earliest time t >= every earlier slot such that
+# (t - window, t] holds fewer than `limit` slots; reserved == 1 when it was taken (wait <= max wait).
+# Slots are handed out in the order callers ask (FIFO), so no waiting caller starves.
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local slot = now
 local blocked = redis.call('PTTL', KEYS[2])
 if blocked > 0 then
-  return {blocked, now}
+  slot = now + blocked
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  return {0, now}
+local count = redis.call('ZCARD', KEYS[1])
+if count > 0 then
+  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+  if last > slot then slot = last end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {tonumber(oldest[2]) + window - now, now}
+if count >= limit then
+  local bound = tonumber(redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')[2]) + window
+  if bound > slot then slot = bound end
+end
+local wait = slot - now
+if wait > max_wait then
+  return {wait, slot, 0}
+end
+redis.call('ZADD', KEYS[1], slot, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], wait + window)
+return {wait, slot, 1}
 """
 
 # KEYS[1] block marker; ARGV[1] block for this many ms. Only ever lengthens an existing block.
@@ -58,8 +72,9 @@ return 0
 class RedisRateLimiter:
     """Sliding-window limiter keyed by resource id, shared across processes via Redis.
 
-    `acquire()` blocks until a slot is free (or raises GHLRateLimited after `max_wait`); `observe()`
-    reads HighLevel's X-RateLimit-* headers and pauses the resource when HighLevel says it is spent.
+    `acquire()` reserves the next free slot and sleeps until it (or raises GHLRateLimited when that is more
+    than `max_wait` away); `observe()` reads HighLevel's X-RateLimit-* headers and pauses the resource
+    when HighLevel says it is spent.
     """
 
     def __init__(self, redis: Redis, *, limit: int = 100, window: float = 10.0, key_prefix: str = "ghl:rl",
@@ -81,35 +96,40 @@ class RedisRateLimiter:
         # The braces make both keys hash to one slot, so the script also runs on Redis Cluster.
         return [f"{self.key_prefix}:{{{resource_id}}}:window", f"{self.key_prefix}:{{{resource_id}}}:blocked"]
 
-    def try_acquire(self, resource_id: str) -> tuple[bool, float]:
-        """One attempt: (True, grant time in epoch seconds) or (False, seconds to wait before trying again)."""
-        wait_ms, now_ms = self._acquire(
+    def reserve(self, resource_id: str, *, max_wait: float) -> tuple[bool, float, float]:
+        """Take the next free slot if it is at most `max_wait` seconds away.
+
+        Returns (reserved, seconds until the slot, slot time in epoch seconds on the Redis clock). When
+        not reserved, nothing was taken and the seconds say how long the caller would have had to wait.
+        """
+        wait_ms, slot_ms, reserved = self._acquire(
             keys=self._keys(resource_id),
-            args=[self.limit, max(1, round(self.window * 1000)), uuid.uuid4().hex],
+            args=[self.limit, max(1, round(self.window * 1000)), uuid.uuid4().hex, max(0, round(max_wait * 1000))],
         )
-        if int(wait_ms) == 0:
-            return True, int(now_ms) / 1000.0
-        return False, max(int(wait_ms), 1) / 1000.0
+        return bool(int(reserved)), max(int(wait_ms), 0) / 1000.0, int(slot_ms) / 1000.0
+
+    def try_acquire(self, resource_id: str) -> tuple[bool, float]:
+        """A slot right now: (True, grant time in epoch seconds) or (False, seconds until one is free)."""
+        reserved, wait, slot = self.reserve(resource_id, max_wait=0.0)
+        return (True, slot) if reserved else (False, max(wait, 0.001))
 
     def acquire(self, resource_id: str, *, max_wait: float = 30.0) -> float:
-        """Block until a request for `resource_id` may go out; return the grant time (epoch seconds, Redis clock).
+        """Block until a request for `resource_id` may go out; return its slot time (epoch seconds, Redis clock).
 
-        Raises GHLRateLimited (with `retry_after`) when no slot frees up within `max_wait` seconds.
+        The slot is reserved in one atomic step, first come first served, then this thread sleeps until
+        it. Raises GHLRateLimited (with `retry_after`) without taking a slot when the next free one is
+        more than `max_wait` seconds away.
         """
-        deadline = time.monotonic() + max_wait
-        while True:
-            granted, value = self.try_acquire(resource_id)
-            if granted:
-                return value
-            remaining = deadline - time.monotonic()
-            if value > remaining:
-                raise GHLRateLimited(
-                    f"local rate limit for resource {resource_id}: no free slot within {max_wait:g}s "
-                    f"({self.limit} requests per {self.window:g}s)",
-                    retry_after=value,
-                )
-            # A little jitter so the processes that were waiting for the same slot do not all wake at once.
-            self._sleep(value + random.uniform(0, min(0.05, value)))
+        reserved, wait, slot = self.reserve(resource_id, max_wait=max_wait)
+        if not reserved:
+            raise GHLRateLimited(
+                f"local rate limit for resource {resource_id}: next free slot in {wait:.1f}s, more than "
+                f"{max_wait:g}s ({self.limit} requests per {self.window:g}s)",
+                retry_after=wait,
+            )
+        if wait > 0:
+            self._sleep(wait)
+        return slot
 
     def block(self, resource_id: str, seconds: float) -> None:
         """Stop granting slots for `resource_id` for `seconds` (HighLevel answered 429 or said it is spent)."""
