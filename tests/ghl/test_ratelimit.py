@@ -37,7 +37,10 @@ def test_no_window_exceeds_the_limit_across_processes_and_threads(redis_url, red
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [pool.submit(acquire_many, redis_url, "loc-shared", limit=limit, window=window,
-                               per_thread=per_thread, threads=threads, key_prefix="test:rl")
+                               per_thread=per_thread, threads=threads, key_prefix="test:rl",
+                               # Slots are first come first served: with 6 callers and 20 slots per window
+                               # nobody ever needs more than one window. A starving caller would raise.
+                               max_wait=2 * window)
                    for _ in range(processes)]
         grants = [granted for future in futures for granted in future.result()]
 
