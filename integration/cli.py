@@ -68,6 +68,10 @@ def sandbox(host: str, port: int, webhook_url: str | None) -> None:
         instance_path=settings.instance_path,
         app_webhook_url=webhook_url or f"{settings.public_base_url}/webhooks/ghl",
         app_redirect_uris=[f"{settings.public_base_url}/oauth/callback"],
+        client_id=settings.ghl_client_id,
+        client_secret=settings.ghl_client_secret,
+        app_page_url=f"{settings.public_base_url}/app",
+        sso_key=settings.ghl_sso_key,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
-from integration.config import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from integration.config import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_SSO_KEY
 
 __all__ = ["DEFAULT_WEBHOOK_URL", "SandboxConfig", "SandboxConfigError"]
 
@@ -39,6 +39,10 @@ class SandboxConfig:
     webhook_events: tuple[str, ...] | None = None
     # How long a timeout_after_accept fault holds the answer by default (beyond the app's 10 s timeout).
     default_fault_delay: float = 15.0
+    # The app's Custom Page, embedded on each installed sub-account's page like HighLevel does, and the
+    # Shared Secret the SSO payload handed to it is encrypted with.
+    app_page_url: str | None = None
+    sso_key: str = field(default=SANDBOX_SSO_KEY, repr=False)
 
     @property
     def app_id(self) -> str:
@@ -56,7 +60,9 @@ class SandboxConfig:
 
 
 def _coerce(name: str, value):
-    if name in {"client_id", "client_secret"}:
+    if name == "app_page_url":
+        return None if value is None else _http_url(name, value)
+    if name in {"client_id", "client_secret", "sso_key"}:
         if not isinstance(value, str) or not value:
             raise SandboxConfigError(f"{name} must be a non-empty string")
         return value

@@ -120,9 +120,27 @@ def location_page(location_id: str):
                                if a["locationId"] == location_id), key=lambda a: a["startTime"])
         users = copy.deepcopy(state.world.location_users(location_id))
         names = {c["id"]: c["name"] or c["phone"] for c in state.world.location_contacts(location_id)}
+        installed = state.is_installed(location_id)
+        config = state.config
     return render_template("sandbox/location.html", location=location, contacts=contacts,
                            opportunities=opportunities, stages=stages, appointments=appointments, users=users,
-                           names=names, outcomes=list(CALL_OUTCOMES), installed=state.is_installed(location_id))
+                           names=names, outcomes=list(CALL_OUTCOMES), installed=installed,
+                           app_page_url=config.app_page_url if installed else None,
+                           sso_payload=_sso_payload(config, location, users) if installed else None)
+
+
+def _sso_payload(config, location: dict, users: list[dict]) -> str | None:
+    """What HighLevel hands the Custom Page on REQUEST_USER_DATA: the user context, encrypted (§10.3)."""
+    if not config.app_page_url or not users:
+        return None
+    from integration.sso import encrypt_sso_payload
+
+    user = next((u for u in users if u.get("roles", {}).get("role") == "admin"), users[0])
+    return encrypt_sso_payload({
+        "userId": user["id"], "companyId": location["companyId"], "role": user.get("roles", {}).get("role", "user"),
+        "type": "location", "activeLocation": location["id"], "userName": user.get("name"),
+        "email": user.get("email"),
+    }, config.sso_key)
 
 
 @bp.get("/ui/contacts/<contact_id>")
