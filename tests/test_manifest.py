@@ -1,5 +1,6 @@
 """marketplace.json agrees with the code: routes exist, events are handled, scopes cover the client."""
 
+import contextlib
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -76,3 +77,58 @@ def test_every_event_has_its_scope():
     for event in MANIFEST["webhookEvents"]:
         needed = EVENT_SCOPES.get(event)
         assert needed is None or needed in MANIFEST["scopes"], f"{event} needs {needed}"
+
+
+# --- every scope the client's methods need is requested -----------------------------------------
+
+class _Captured(Exception):
+    pass
+
+
+def _operations_called_by_client() -> dict[str, tuple[str, str]]:
+    """Call every public GHLClient method with placeholder ids; capture (method, path) instead of sending."""
+    import inspect
+    from datetime import UTC, datetime
+
+    from integration.ghl.client import GHLClient
+
+    client = GHLClient(base_url="https://services.leadconnectorhq.com", client_id="c", client_secret="s")
+    seen: dict[str, tuple[str, str]] = {}
+    current = {"name": ""}
+
+    def capture(method, path, **_kwargs):
+        seen[current["name"]] = (method, path)
+        raise _Captured
+
+    client._call = capture
+    now = datetime.now(UTC)
+    samples = {"location_id": "L1", "company_id": "C1", "contact_id": "K1", "conversation_id": "V1",
+               "opportunity_id": "O1", "calendar_id": "A1", "code": "x", "refresh_token": "r", "phone": "+15125550100",
+               "fields": {"firstName": "A"}, "tags": ["t"], "body": "b", "active": True, "status": "won",
+               "message": "m", "pipeline_id": "P1", "name": "n", "title": "t", "due_date": now, "start": now,
+               "end": now, "start_time": now, "user_type": "Location", "app_id": "a" * 24}
+    for name, method in inspect.getmembers(client, inspect.ismethod):
+        if name.startswith("_"):
+            continue
+        params = inspect.signature(method).parameters.values()
+        args = {p.name: samples[p.name] for p in params if p.default is inspect.Parameter.empty
+                and p.kind is not inspect.Parameter.VAR_KEYWORD}
+        current["name"] = name
+        with contextlib.suppress(_Captured):
+            method(**args)
+    return seen
+
+
+def test_every_scope_the_client_needs_is_requested():
+    from integration.ghl.contract import SpecValidator
+
+    validator = SpecValidator()
+    operations = _operations_called_by_client()
+    assert len(operations) >= 25, sorted(operations)
+    requested = set(MANIFEST["scopes"])
+    for name, (method, path) in operations.items():
+        operation = validator.operation_for(method, path)
+        document = validator._load(operation.spec).document
+        security = document["paths"][operation.template][method.lower()].get("security") or []
+        needed = {scope for requirement in security for scopes in requirement.values() for scope in scopes}
+        assert not needed or needed & requested, f"{name} ({method} {operation.template}) needs one of {needed}"
