@@ -44,7 +44,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _wait_http(url: str, child: Child, timeout: float = 60.0) -> None:
+def _wait_http(url: str, child: Child, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
