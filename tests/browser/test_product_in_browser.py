@@ -1,0 +1,92 @@
+"""The whole product in a real browser (Debian's Chromium driven by Playwright), over real HTTP:
+install from the sandbox's consent page, open the app's page embedded with SSO, place a missed
+call in the sandbox UI and see exactly one text arrive in the contact's thread."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from werkzeug.serving import make_server
+
+from integration import create_app
+from integration.embedded_redis import free_port
+from integration.sandbox.seed import SEED_LOCATION_IDS
+
+CHROMIUM = "/usr/bin/chromium"
+ACME = SEED_LOCATION_IDS[0]
+
+
+@pytest.fixture
+def app_url(sandbox, settings):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(settings.override(public_base_url=url, ghl_api_base=sandbox.url,
+                                       ghl_marketplace_base=sandbox.url))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sandbox.configure(webhook_url=f"{url}/webhooks/ghl", redirect_uris=[f"{url}/oauth/callback"],
+                      app_page_url=f"{url}/app")
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture
+def worker(app_url, sandbox, settings):
+    """`python -m workers`, as the Procfile runs it, against the test database and Redis."""
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+           "TEXTBACK_INSTANCE_PATH": settings.instance_path, "PUBLIC_BASE_URL": app_url,
+           "TEXTBACK_SANDBOX_URL": sandbox.url, "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "workers"], env=env)
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def page():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()
+
+
+def test_install_open_the_page_and_text_back_a_missed_call(sandbox, app_url, worker, page):
+    # 1. The agency installs for all its sub-accounts in one consent.
+    page.goto(f"{app_url}/oauth/install")
+    page.get_by_label("Bulk install", exact=False).check()
+    page.get_by_role("button", name="Install").click()
+    expect(page.get_by_text("TextBack is installed")).to_be_visible()
+
+    # 2. Inside the sub-account, HighLevel embeds the app's page and hands it the user by SSO.
+    page.goto(f"{sandbox.url}/ui/locations/{ACME}")
+    embedded = page.frame_locator("#app-page")
+    expect(embedded.get_by_text("TextBack for Acme Plumbing")).to_be_visible(timeout=15_000)
+    expect(embedded.get_by_text("active")).to_be_visible()
+
+    # 3. A caller rings and nobody answers.
+    page.goto(f"{sandbox.url}/")
+    page.fill("#call-from", "+15125550177")
+    page.select_option("#call-location", ACME)
+    page.select_option("#call-outcome", "no-answer")
+    page.get_by_role("button", name="Place call").click()
+
+    # 4. The text appears in the caller's thread, as the contractor sees it in HighLevel.
+    deadline = time.monotonic() + 60
+    while not sandbox.sent_messages(locationId=ACME) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (text,) = sandbox.sent_messages(locationId=ACME)
+    page.goto(f"{sandbox.url}/ui/contacts/{text['contactId']}")
+    expect(page.get_by_text("Sorry we missed your call!")).to_be_visible()
+    time.sleep(2)  # a late duplicate would show up here
+    assert len(sandbox.sent_messages(locationId=ACME)) == 1
