@@ -43,18 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from redis import Redis
-    from rq import Worker
 
     from integration import create_app
     from workers.config import set_worker_config
     from workers.job_logging import install_job_log_filter
     from workers.maintenance import start_maintenance_process
     from workers.queues import SERIALIZER
+    from workers.worker import preload_job_code, worker_class
 
-    # NullPool: every forked work horse opens its own database connections instead of sharing the parent's.
-    app = create_app(settings, null_pool=True)
+    # In-process jobs share one pool; forked horses build their own (see workers.worker).
+    app = create_app(settings)
     set_worker_config(app, worker_config)
     install_job_log_filter()
+    preload_job_code()
 
     # Forked before the worker starts its pub/sub thread (see workers.maintenance for why a process).
     maintenance = None if args.no_maintenance or args.burst else start_maintenance_process(app)
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     connection = Redis.from_url(settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
     try:
         with app.app_context():
-            worker = Worker(
+            worker = worker_class(worker_config)(
                 list(worker_config.queues), connection=connection, serializer=SERIALIZER,
                 name=f"textback-{socket.gethostname()}-{os.getpid()}",
                 job_monitoring_interval=worker_config.job_monitoring_interval,

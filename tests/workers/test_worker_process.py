@@ -97,8 +97,8 @@ def worker_environ(test_environ, instance_dir) -> dict[str, str]:
 def start_worker(worker_environ, tmp_path):
     started: list[WorkerProcess] = []
 
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(worker_environ, tmp_path / f"worker-{len(started)}.log")
+    def start(**extra_environ: str) -> WorkerProcess:
+        worker = WorkerProcess({**worker_environ, **extra_environ}, tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         return worker
 
@@ -119,21 +119,23 @@ def test_without_redis_url_it_says_so_in_one_line_and_exits_2(worker_environ):
     assert result.stderr.strip().count("\n") == 0 and "REDIS_URL is not set" in result.stderr
 
 
+@pytest.mark.parametrize("fork_per_job", ["false", "true"])
 def test_event_of_a_worker_killed_mid_job_is_processed_by_another(app_context, make_event, worker_config,
-                                                                  evidence_dir, start_worker):
+                                                                  evidence_dir, start_worker, fork_per_job):
     event_id = make_event("TestSlowOnce", sleep=600)
     enqueue_event(get_redis(), event_id, attempt=0, config=worker_config)
-    first = start_worker()
+    first = start_worker(WORKER_FORK_PER_JOB=fork_per_job)
     wait_for(lambda: (evidence_dir / "started").exists(), what="the first worker to start the job", workers=[first])
     assert load_event(event_id).status == "processing"
 
-    assert first.kill_everything() >= 4  # worker, horse, RQ scheduler, maintenance loop
+    # The worker, RQ's scheduler, the maintenance loop, and the work horse when forking.
+    assert first.kill_everything() >= (4 if fork_per_job == "true" else 3)
     killed_at = time.monotonic()
-    second = start_worker()
+    second = start_worker(WORKER_FORK_PER_JOB=fork_per_job)
     wait_for(lambda: load_event(event_id).status == "done", what="another worker to finish the event",
              workers=[first, second])
     recovery = time.monotonic() - killed_at
-    print(f"\nkill -9 mid-job -> event done by another worker after {recovery:.1f} s "
+    print(f"\nkill -9 mid-job (fork per job: {fork_per_job}) -> event done by another worker after {recovery:.1f} s "
           f"(lease {worker_config.event_lease_seconds:.0f} s, sweep every {worker_config.sweep_interval_seconds} s)")
 
     row = load_event(event_id)

@@ -1,0 +1,74 @@
+"""The RQ worker classes: in-process (default) or forking, each handling database connections correctly.
+
+TextbackSimpleWorker runs jobs in the worker process, so the connection pool stays warm between jobs:
+on a busy 2-core host a forked horse spent 50-300 ms opening its first PostgreSQL connection, most of
+the "missed call to text" budget. A crashed or killed worker loses nothing either way: the event's
+lease expires and the sweeper hands it to another worker.
+
+TextbackWorker (WORKER_FORK_PER_JOB=true) is RQ's forking Worker, with connections owned by each horse.
+
+RQ forks a work horse per job. A connection inherited across fork() would be shared by two processes
+and corrupt both sessions, so the horse first forgets whatever the parent's pool holds (without closing
+it: the sockets are the parent's), then uses a pool of its own for the job's several transactions
+(claim, lease renewals, the handler's reads and writes, the outcome), and closes it cleanly at the end
+instead of leaving the database to notice dropped sockets. Cheaper per job than a NullPool, which
+would open and close a connection for every transaction.
+"""
+
+from __future__ import annotations
+
+from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
+
+from integration.extensions import db
+
+__all__ = ["TextbackSimpleWorker", "TextbackWorker", "preload_job_code", "worker_class"]
+
+
+class TextbackWorker(Worker):
+    """`rq.Worker` whose work horses start and end with their own database pool."""
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        if not self._is_horse:
+            return super().perform_job(job, queue)
+        if db.engine is not None:
+            db.engine.dispose(close=False)
+        try:
+            return super().perform_job(job, queue)
+        finally:
+            db.dispose()
+
+
+class TextbackSimpleWorker(SimpleWorker):
+    """`rq.SimpleWorker`: jobs run in this process, one after another, sharing its connection pool."""
+
+
+def worker_class(config) -> type[Worker] | type[SimpleWorker]:
+    """The worker class WorkerConfig asks for."""
+    return TextbackWorker if config.fork_per_job else TextbackSimpleWorker
+
+
+def preload_job_code() -> list[str]:
+    """Import every job and handler module once in the parent, before any fork.
+
+    Otherwise each work horse imports them afresh (RQ resolves the job function inside the horse),
+    which costs 100 ms or more per job for modules like phonenumbers. Returns the modules that failed to
+    import, already logged: a broken handler fails its own events, it must not stop the worker.
+    """
+    import importlib
+    import logging
+
+    from workers import handlers, jobs  # noqa: F401 - the import is the point
+    from workers.schedule import PERIODIC_JOBS
+
+    modules = {target.partition(":")[0] for target in handlers.HANDLERS.values()}
+    modules |= {job.func.partition(":")[0] for job in PERIODIC_JOBS}
+    failed = []
+    for name in sorted(modules):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed.append(name)
+            logging.getLogger(__name__).error("cannot import job module %s: %s: %s", name, type(exc).__name__, exc)
+    return failed
