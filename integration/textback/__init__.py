@@ -3,13 +3,20 @@
 One concept per module:
 
 - settings        the per-location settings document (marshmallow) and its day-one defaults
-- missed_call     classify an InboundMessage payload: a MissedCall, or the reason it is not one
-- phone           E.164 normalisation, anonymous callers, the time zones and state of a number
+- missed_call     classify an InboundMessage payload: Missed, or NotMissed with the reason
+- phone           E.164 normalisation, anonymous callers, landlines, the time zones and state of a number
 - quiet_hours     the allowed sending windows (federal and state rules) and the next allowed minute
 - business_hours  open hours, holidays, and the next opening time
 - template        safe placeholder rendering and SMS segment counting
 - guards          the guard chain: Proceed, Skip(reason) or Defer(until, reason); pure
-- facts           gathers what the guards need (database and HighLevel API)
+- facts           gathers what the guards need (database and HighLevel API, profile cached in Redis)
+- compose         the placeholder values for one call and the rendered body
 - models          MissedCall, SendIntent, Caller, DailySendCount, ConversationMessage rows
-- sender          exactly-once sending: intent, re-check, send, reconcile after ambiguous failures
+- intents         every state change of a call and its send intent, as conditional writes
+- sender          exactly-once sending: reserve, re-check, send, reconcile after ambiguous failures
+- conversation    our own OutboundMessage echo, people's texts, caller replies (minimal log)
+- opt_out         STOP-like replies and START
+
+The worker side (handlers, the deferred-send job and its sweep) is in workers/handlers/messages.py
+and workers/textback.py.
 """

@@ -18,7 +18,7 @@ from integration.db import Database
 from integration.textback.intents import insert_ignore
 from integration.textback.missed_call import parse_timestamp
 from integration.textback.models import Caller, ConversationMessage, MissedCall, SendIntent
-from integration.textback.opt_out import is_opt_out
+from integration.textback.opt_out import is_opt_in, is_opt_out
 from integration.textback.phone import normalize_number
 
 __all__ = ["describe_sent", "record_inbound_sms", "record_outbound_message"]
@@ -67,8 +67,15 @@ def record_inbound_sms(database: Database, payload: Mapping, *, now: datetime,
     location_id = str(payload.get("locationId") or "")
     contact_id = _text(payload.get("contactId"))
     body = str(payload.get("body") or "")
+    opting_in = is_opt_in(body)
     with database.transaction() as session:
         _log_message(session, payload, author=ConversationMessage.CALLER, direction="inbound")
+        if opting_in:
+            # Every number known for this contact is opted back in.
+            numbers = [n for n in (_known_phone(session, location_id, contact_id),) if n]
+            session.execute(update(Caller).where(Caller.location_id == location_id, Caller.phone.in_(numbers))
+                            .values(opted_out_at=None, opt_out_source=None, updated_at=now))
+            return "recorded: the caller opted back in to texts"
         if not is_opt_out(body):
             return "recorded: a text from the caller"
         phone = _known_phone(session, location_id, contact_id)

@@ -24,14 +24,15 @@ from sqlalchemy.orm import Session
 
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLNotFound
-from integration.models import Location, LocationSettings
+from integration.models import Installation, Location, LocationSettings
 from integration.textback.guards import FALLBACK_ZONES, CallFacts, ContactFacts
 from integration.textback.missed_call import Missed
 from integration.textback.models import Caller, DailySendCount
 from integration.textback.phone import normalize_number, normalize_numbers
 from integration.textback.settings import TextBackSettings, effective_settings
+from oauth.store import NEEDS_RECONNECT, is_location_active
 
-__all__ = ["FactGatherer", "Gathered", "LocationProfile", "business_day", "location_is_live"]
+__all__ = ["FactGatherer", "Gathered", "LocationProfile", "business_day", "location_is_live", "why_not_live"]
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,21 @@ class LocationProfile:
 
 def location_is_live(session: Session, location_id: str) -> bool:
     """Installed with an active token and no UNINSTALL waiting (oauth.store decides)."""
-    from oauth.store import is_location_active
-
     return is_location_active(session, location_id)
+
+
+def why_not_live(session: Session, location_id: str) -> str:
+    """A contractor's reading of why no text can go for this location."""
+    location = session.get(Location, location_id)
+    if location is None or location.status != "installed":
+        return "the app is not installed on this sub-account"
+    status = session.scalar(select(Installation.status).where(Installation.user_type == "Location",
+                                                              Installation.resource_id == location_id))
+    if status == NEEDS_RECONNECT:
+        return "the app must be reconnected to HighLevel for this sub-account"
+    if status is None:
+        return "the app is still being set up on this sub-account"
+    return "the app is being uninstalled from this sub-account"
 
 
 def business_day(now: datetime, timezone: str | None) -> date:
@@ -220,11 +233,12 @@ class FactGatherer:
         """
         with self.database.session() as session:
             live = location_is_live(session, call.location_id)
+            problem = None if live else why_not_live(session, call.location_id)
             enabled, settings = self.settings_for(session, call.location_id)
         now = self.clock()
         if not (live and enabled):
             facts = CallFacts(now=now, call=call, first_seen_at=first_seen_at, location_live=live,
-                              location_enabled=enabled)
+                              location_enabled=enabled, location_problem=problem)
             return Gathered(facts, settings, None)
 
         profile = self.profile(call.location_id)

@@ -88,6 +88,8 @@ class CallFacts:
     first_seen_at: datetime
     location_live: bool
     location_enabled: bool
+    # Why the location is not live, in words (set when location_live is False).
+    location_problem: str | None = None
     location_timezone: str | None = None
     location_country: str | None = None
     own_numbers: frozenset[str] = frozenset()
@@ -139,7 +141,7 @@ def evaluate(facts: CallFacts, settings: TextBackSettings) -> Outcome:
     """Run the guard chain for one missed call."""
     now = facts.now.astimezone(UTC)
     if not facts.location_live:
-        return Skip("the app is not installed on this sub-account")
+        return Skip(facts.location_problem or "the app is not installed on this sub-account")
     if not facts.location_enabled:
         return Skip("text back is turned off for this sub-account")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["OPT_OUT_PHRASES", "is_opt_out"]
+__all__ = ["OPT_IN_PHRASES", "OPT_OUT_PHRASES", "is_opt_in", "is_opt_out"]
 
 # FCC 24-24 keywords plus the usual carrier ones.
 OPT_OUT_PHRASES = frozenset({
@@ -17,13 +17,23 @@ OPT_OUT_PHRASES = frozenset({
     "opt-out", "remove", "remove me", "stop texting", "stop texting me", "do not text", "dont text",
     "don't text", "do not text me", "no more texts", "leave me alone",
 })
+# Carrier keywords that undo an opt-out.
+OPT_IN_PHRASES = frozenset({"start", "unstop", "resume"})
 _PUNCTUATION = re.compile(r"[^\w\s'-]+")
 
 
 def is_opt_out(body: str | None) -> bool:
     """True when the whole reply is an opt-out phrase ("STOP", "Stop.", "stop please", "Unsubscribe!")."""
+    return _phrase(body) in OPT_OUT_PHRASES
+
+
+def is_opt_in(body: str | None) -> bool:
+    """True when the whole reply is START / UNSTOP / RESUME."""
+    return _phrase(body) in OPT_IN_PHRASES
+
+
+def _phrase(body: str | None) -> str:
     if not body:
-        return False
+        return ""
     text = " ".join(_PUNCTUATION.sub(" ", body.lower()).split())
-    text = re.sub(r"\s+(please|pls|now|thanks|thank you)$", "", text)
-    return text in OPT_OUT_PHRASES
+    return re.sub(r"\s+(please|pls|now|thanks|thank you)$", "", text)

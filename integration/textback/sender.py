@@ -26,16 +26,18 @@ from sqlalchemy import select
 
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLError, GHLRateLimited, GHLUnauthorized
+from integration.models import LocationSettings
 from integration.textback import intents
 from integration.textback.compose import compose_message
 from integration.textback.conversation import describe_sent
-from integration.textback.facts import FactGatherer, business_day, location_is_live
-from integration.textback.guards import Defer, Proceed, Skip, evaluate
+from integration.textback.facts import FactGatherer, business_day, location_is_live, why_not_live
+from integration.textback.guards import Defer, Proceed, Skip, describe_ago, evaluate
 from integration.textback.missed_call import Missed, parse_timestamp
 from integration.textback.models import Caller, MissedCall, SendIntent
 from integration.textback.phone import normalize_number
 from integration.textback.settings import SettingsError
 from integration.textback.template import segment_info
+from oauth.errors import TokenUnavailable
 
 __all__ = ["TextBackSender", "TryAgainLater"]
 
@@ -103,9 +105,28 @@ class TextBackSender:
             return f"missed call {missed_call_id} does not exist"
         if row.is_final:
             return row.outcome or row.status
-        if intent is None:
-            return self._first_attempt(row)
-        return self._resume(row, intent)
+        try:
+            if intent is None:
+                return self._first_attempt(row)
+            return self._resume(row, intent)
+        except TokenUnavailable as exc:
+            if exc.retryable:
+                raise TryAgainLater(f"no HighLevel token right now ({exc})", delay_seconds=30) from exc
+            # Uninstalled, or a reconnect is needed: no API call can be made for this sub-account.
+            return self._give_up(missed_call_id, f"failed: the HighLevel connection cannot be used ({exc})")
+
+    def _give_up(self, missed_call_id: int, outcome: str) -> str:
+        _, intent = self._load(missed_call_id)
+        if intent is not None and intent.status == SendIntent.RETRY:
+            # Certainly never sent: free the caller's cooldown and the daily slot.
+            intents.cancel_intent(self.database, intent.id, call_status=MissedCall.FAILED, outcome=outcome,
+                                  error=outcome, now=self.clock())
+            return outcome
+        if intent is not None and intent.status in (SendIntent.SENDING, SendIntent.UNKNOWN):
+            # It may be out there and we can no longer look: say so, and keep the cooldown it holds.
+            outcome = f"{outcome}; whether the text went out could not be checked"
+        intents.finish_call(self.database, missed_call_id, status=MissedCall.FAILED, outcome=outcome)
+        return outcome
 
     # --- First attempt ---
 
@@ -218,8 +239,6 @@ class TextBackSender:
                                   error=f"not sent: {blocked}", now=now)
             return outcome
 
-        from oauth.errors import TokenUnavailable
-
         try:
             with _LeaseKeeper(self.database, intent_id, lease=self.lease, clock=self.clock):
                 answer = self.client.send_message(intent.location_id, contact_id=intent.contact_id,
@@ -281,10 +300,8 @@ class TextBackSender:
 
     def _blocked_now(self, session, intent: SendIntent) -> str | None:
         """What the database says right before the API call: still installed, enabled, not opted out."""
-        from integration.models import LocationSettings
-
         if not location_is_live(session, intent.location_id):
-            return "the app is not installed on this sub-account"
+            return why_not_live(session, intent.location_id)
         settings_row = session.get(LocationSettings, intent.location_id)
         if settings_row is not None and not settings_row.enabled:
             return "text back is turned off for this sub-account"
@@ -311,8 +328,6 @@ class TextBackSender:
         return None
 
     def _cooldown_reason(self, row: MissedCall, phone: str) -> str:
-        from integration.textback.guards import describe_ago
-
         with self.database.session() as session:
             caller = session.get(Caller, (row.location_id, phone))
         if caller is None or caller.last_texted_at is None:

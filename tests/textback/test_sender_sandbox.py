@@ -116,6 +116,17 @@ def test_an_uninstalled_location_is_skipped_without_calling_highlevel(acme, sand
     assert len(sandbox.requests_log(resource=ACME)) == before
 
 
+def test_an_installation_that_needs_reconnecting_is_skipped_with_that_reason(acme, sandbox, clock, sender):
+    from integration.models import Installation
+
+    payload = call_webhook(sandbox, clock, ACME, CALLER)
+    with db.transaction() as session:
+        installation = session.scalar(select(Installation).where(Installation.resource_id == ACME))
+        installation.status = "needs_reconnect"
+    assert skip_reason(sender, payload) == \
+        "skipped: the app must be reconnected to HighLevel for this sub-account"
+
+
 def test_text_back_turned_off(acme, sandbox, clock, sender, set_location_settings):
     set_location_settings(enabled=False)
     payload = call_webhook(sandbox, clock, ACME, CALLER)
@@ -164,3 +175,9 @@ def test_an_opt_out_reply_while_deferred_blocks_the_text(acme, sandbox, clock, s
     clock.now = row_of(missed_call_id).next_attempt_at
     assert sender.process(missed_call_id) == "skipped: the caller opted out of texts 10 h ago"
     assert texts_to(sandbox, ACME) == []
+
+    # START undoes it.
+    start = sandbox.deliveries(webhookId=sandbox.reply(ACME, CALLER, "START")["webhookId"])[0]["payload"]
+    assert record_inbound_sms(db, start, now=clock.now) == "recorded: the caller opted back in to texts"
+    with db.session() as session:
+        assert session.get(Caller, (ACME, CALLER)).opted_out_at is None
