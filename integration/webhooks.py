@@ -9,6 +9,9 @@ HighLevel retries a webhook only when we answer 429; every other answer is final
 Events for another app or a location that is not installed are stored as `ignored` and answered 200:
 HighLevel never retries a non-429, so the status code only matters for its logs, while a stored row
 tells an operator what arrived and why nothing happened.
+There is no freshness window on the body's `timestamp`: HighLevel's 429 retries come 10-70 minutes later
+and may keep the original timestamp (unverified), so a Stripe-style 5-minute window could refuse the very
+retries we asked for. Replays are stopped by the dedupe key instead, which is kept for good.
 The request makes no outbound HTTP call; Redis is touched only after the commit, with short timeouts,
 and a failed enqueue is repaired by the sweeper.
 """
