@@ -16,7 +16,7 @@ from integration.db import Base
 from integration.embedded_redis import EmbeddedRedis
 from integration.migrate import import_all_models, upgrade
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.contract"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.contract", "tests.plugins.webhooks"]
 
 
 @pytest.fixture(scope="session")

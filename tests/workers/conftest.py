@@ -9,7 +9,6 @@ import pytest
 
 from integration.extensions import db
 from integration.inbox import StoredEvent, store_event
-from tests.plugins.webhooks import live_location, sandbox_signing_keys, signed_webhook, throwaway_keys  # noqa: F401
 from tests.workers.fixture_handlers import TEST_HANDLERS
 from workers import handlers
 from workers.config import WorkerConfig, set_worker_config
