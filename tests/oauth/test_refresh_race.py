@@ -87,11 +87,11 @@ def test_one_refresh_for_many_concurrent_callers_across_processes(dance, oauth, 
     assert all(child.returncode == 0 for child in children), child_logs[-3000:]
     results = local_results + [json.loads(line) for out, _ in outputs for line in out.splitlines() if line]
     assert len(results) == PROCESSES * THREADS_PER_PROCESS + THREADS_IN_TEST_PROCESS
-    assert [r for r in results if not r["ok"]] == []
-    assert len({r["token"] for r in results}) == 1  # everyone ended up with the one refreshed token
-
     refreshes = [r for r in sandbox.requests_log(path="^/oauth/token$") if r.get("grant_type") == "refresh_token"]
-    assert len(refreshes) == 1
+    diagnosis = f"refreshes={refreshes}\nchild logs (tail):\n{child_logs[-3000:]}"
+    assert [r for r in results if not r["ok"]] == [], diagnosis
+    assert len({r["token"] for r in results}) == 1, diagnosis  # everyone ended up with the one refreshed token
+    assert len(refreshes) == 1, diagnosis
     assert refreshes[0]["status"] == 200  # the single-use rule was never violated
     with oauth.database.transaction() as session:
         row = oauth.store.find(session, LOCATION_ID)
