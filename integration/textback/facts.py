@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from redis import Redis
@@ -26,7 +26,7 @@ from integration.db import Database, utcnow
 from integration.ghl.errors import GHLNotFound
 from integration.models import Installation, Location, LocationSettings
 from integration.textback.guards import FALLBACK_ZONES, CallFacts, ContactFacts
-from integration.textback.missed_call import Missed
+from integration.textback.missed_call import Missed, parse_timestamp
 from integration.textback.models import Caller, DailySendCount
 from integration.textback.phone import normalize_number, normalize_numbers
 from integration.textback.settings import TextBackSettings, effective_settings
@@ -37,6 +37,8 @@ __all__ = ["FactGatherer", "Gathered", "LocationProfile", "business_day", "locat
 log = logging.getLogger(__name__)
 
 PROFILE_TTL_SECONDS = 300
+# A contact created this shortly before the call was created by it (a first-time caller).
+NEW_CONTACT_WINDOW = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,13 @@ class FactGatherer:
         return profile
 
     def contact(self, location_id: str, contact_id: str | None, *, settings: TextBackSettings,
-                profile: LocationProfile) -> ContactFacts | None:
-        """The caller's contact, or None when the call names none or it was deleted."""
+                profile: LocationProfile, called_at: datetime | None = None) -> ContactFacts | None:
+        """The caller's contact, or None when the call names none or it was deleted.
+
+        Open opportunities are looked up only for a contact that existed before the call: HighLevel
+        creates the contact of a first-time caller with the call, and it cannot have any yet (one API
+        request saved per new caller, under a 100-per-10-s budget).
+        """
         if not contact_id:
             return None
         try:
@@ -204,7 +211,9 @@ class FactGatherer:
         except GHLNotFound:
             return None
         opportunity = None
-        if settings.existing_open_opportunity and settings.existing_action != "same":
+        created = parse_timestamp(contact.get("dateAdded"))
+        new_with_the_call = created is not None and called_at is not None and created >= called_at - NEW_CONTACT_WINDOW
+        if settings.existing_open_opportunity and settings.existing_action != "same" and not new_with_the_call:
             opportunity = self._open_opportunity(location_id, contact_id, settings=settings, profile=profile)
         return ContactFacts.from_api(contact, open_opportunity=opportunity)
 
@@ -242,7 +251,8 @@ class FactGatherer:
             return Gathered(facts, settings, None)
 
         profile = self.profile(call.location_id)
-        contact = self.contact(call.location_id, call.contact_id, settings=settings, profile=profile)
+        contact = self.contact(call.location_id, call.contact_id, settings=settings, profile=profile,
+                               called_at=call.called_at or first_seen_at)
         region = profile.country or "US"
         own = set(profile.own_numbers)
         called = normalize_number(call.called_number, default_region=region)

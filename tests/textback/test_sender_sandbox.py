@@ -181,3 +181,34 @@ def test_an_opt_out_reply_while_deferred_blocks_the_text(acme, sandbox, clock, s
     assert record_inbound_sms(db, start, now=clock.now) == "recorded: the caller opted back in to texts"
     with db.session() as session:
         assert session.get(Caller, (ACME, CALLER)).opted_out_at is None
+
+
+# --- Existing customers ---
+
+def test_an_existing_customer_gets_their_own_message(acme, sandbox, clock, sender):
+    sandbox_contact(sandbox, firstName="Dale", phone="+15125550166", tags=["Customer"])
+    payload = call_webhook(sandbox, clock, ACME, "+15125550166")
+    missed_call_id, _ = sender.record(missed(payload), event_id=None)
+
+    assert sender.process(missed_call_id).startswith("texted at 15:00 (existing-customer message")
+    (text,) = texts_to(sandbox, ACME)
+    assert text["body"] == ("Hi Dale, this is Mike at Acme Plumbing. Sorry we missed your call! "
+                            "Reply here and we'll get right back to you.")
+
+
+def test_an_open_opportunity_marks_a_customer_unless_it_is_in_the_missed_call_pipeline(acme, sandbox, sender):
+    from integration.textback.settings import effective_settings
+
+    client, gatherer = sender.client, sender.gatherer
+    contact = sandbox_contact(sandbox, firstName="Ola", phone="+15125550167")
+    pipelines = {p["name"]: p["id"] for p in client.get_pipelines(ACME)}
+    profile = gatherer.profile(ACME)
+    settings = effective_settings()
+
+    client.create_opportunity(ACME, pipeline_id=pipelines["Missed Call"], name="Missed call", contact_id=contact["id"])
+    facts = gatherer.contact(ACME, contact["id"], settings=settings, profile=profile)
+    assert facts.open_opportunity is None  # our own pipeline does not make anyone a customer
+
+    client.create_opportunity(ACME, pipeline_id=pipelines["Sales"], name="Water heater", contact_id=contact["id"])
+    facts = gatherer.contact(ACME, contact["id"], settings=settings, profile=profile)
+    assert facts.open_opportunity == "Water heater"
