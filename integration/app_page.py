@@ -15,6 +15,7 @@ from sqlalchemy import select
 from integration.extensions import db, get_settings
 from integration.models import Company, Installation, Location
 from integration.sso import SSOError, decrypt_sso_payload
+from oauth.models import LocationProvisioning
 
 __all__ = ["bp"]
 
@@ -86,5 +87,14 @@ def page():
             i.resource_id: i
             for i in s.scalars(select(Installation).where(Installation.company_id == context["company_id"]))
         }
+        # Sub-accounts whose Location token could not be minted yet have no Location row: list them too,
+        # with the reason, so the agency sees every sub-account the install covers.
+        known = {location.id for location in locations}
+        pending = [
+            p for p in s.scalars(
+                select(LocationProvisioning).where(LocationProvisioning.company_id == context["company_id"])
+            )
+            if p.location_id not in known
+        ]
         return render_template("app/agency.html", context=context, company=company, locations=locations,
-                               installations=installations, installed_notice=installed_notice)
+                               installations=installations, pending=pending, installed_notice=installed_notice)

@@ -104,3 +104,16 @@ def test_sso_rejects_bad_requests(client, body):
     assert response.status_code in (400, 401)
     with client.session_transaction() as browser_session:
         assert "sso" not in browser_session
+
+
+def test_agency_overview_lists_sub_accounts_whose_token_is_not_minted_yet(client, settings):
+    from oauth.models import LocationProvisioning
+
+    _seed()
+    with db.transaction() as s:
+        s.add(LocationProvisioning(location_id="PendingLocation000001", company_id=CONTEXT["companyId"],
+                                   status="failed", reason="HighLevel answered 500 while minting"))
+    agency = {k: v for k, v in CONTEXT.items() if k != "activeLocation"} | {"type": "agency"}
+    client.post("/app/sso", json={"encryptedData": encrypt_sso_payload(agency, settings.ghl_sso_key)})
+    html = client.get("/app").get_data(as_text=True)
+    assert "PendingLocation000001" in html and "HighLevel answered 500 while minting" in html

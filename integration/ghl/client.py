@@ -135,7 +135,7 @@ class GHLClient:
         so this call is retried like a read.
         """
         path = "/oauth/locationToken"
-        answer = self._call("POST", path, resource_id=company_id,
+        answer = self._call("POST", path, resource_id=company_id, idempotent=True,
                             form={"companyId": company_id, "locationId": location_id})
         _require(answer, "access_token", str, "POST", path)
         return answer
