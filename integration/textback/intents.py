@@ -27,7 +27,6 @@ __all__ = [
     "mark_retry",
     "mark_sent",
     "mark_unknown",
-    "note_caller_number",
     "record_missed_call",
     "renew_lease",
     "reserve_send",
@@ -67,27 +66,25 @@ def record_missed_call(database: Database, call: Missed, *, event_id: int | None
     return row_id, created
 
 
-def note_caller_number(database: Database, missed_call_id: int, phone: str) -> None:
-    """Remember the caller's number once known (from the contact): replies and opt-outs are matched by it."""
-    with database.transaction() as session:
-        session.execute(update(MissedCall).where(MissedCall.id == missed_call_id, MissedCall.caller_number.is_(None))
-                        .values(caller_number=phone))
-
-
-def finish_call(database: Database, missed_call_id: int, *, status: str, outcome: str) -> None:
-    """Record a final outcome (sent, skipped or failed) with its readable reason."""
+def finish_call(database: Database, missed_call_id: int, *, status: str, outcome: str,
+                caller_number: str | None = None) -> None:
+    """Record a final outcome (sent, skipped or failed) with its readable reason (and the caller's number,
+    once the contact told us: replies and opt-outs are matched by it)."""
     assert status in MissedCall.FINAL
     with database.transaction() as session:
-        session.execute(update(MissedCall).where(MissedCall.id == missed_call_id)
-                        .values(status=status, outcome=outcome, next_attempt_at=None))
+        session.execute(update(MissedCall).where(MissedCall.id == missed_call_id).values(
+            status=status, outcome=outcome, next_attempt_at=None,
+            caller_number=func.coalesce(MissedCall.caller_number, caller_number)))
 
 
-def defer_call(database: Database, missed_call_id: int, *, until: datetime, outcome: str) -> None:
+def defer_call(database: Database, missed_call_id: int, *, until: datetime, outcome: str,
+               caller_number: str | None = None) -> None:
     """Look at the call again at `until`; the reason says why (quiet hours, delay, a retry)."""
     with database.transaction() as session:
         session.execute(update(MissedCall)
                         .where(MissedCall.id == missed_call_id, MissedCall.status.not_in(MissedCall.FINAL))
-                        .values(status=MissedCall.DEFERRED, next_attempt_at=until, outcome=outcome))
+                        .values(status=MissedCall.DEFERRED, next_attempt_at=until, outcome=outcome,
+                                caller_number=func.coalesce(MissedCall.caller_number, caller_number)))
 
 
 @dataclass(frozen=True)

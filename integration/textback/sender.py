@@ -159,18 +159,19 @@ class TextBackSender:
         except SettingsError as exc:
             return Skip(f"this sub-account's text-back settings are invalid ({exc})"), None
         contact = gathered.facts.contact
-        phone = normalize_number(contact.phone if contact else None)
-        if phone and row.caller_number != phone:
-            intents.note_caller_number(self.database, row.id, phone)
+        # Kept with the outcome (this row object is detached: nothing is written here).
+        row.caller_number = row.caller_number or normalize_number(contact.phone if contact else None)
         return evaluate(gathered.facts, gathered.settings), gathered
 
     def _record_decision(self, row: MissedCall, decision: Skip | Defer) -> str:
         outcome = decision.describe()
         if isinstance(decision, Skip):
-            intents.finish_call(self.database, row.id, status=MissedCall.SKIPPED, outcome=outcome)
+            intents.finish_call(self.database, row.id, status=MissedCall.SKIPPED, outcome=outcome,
+                                caller_number=row.caller_number)
             log.info("missed call %s (%s): %s", row.id, row.location_id, outcome)
             return outcome
-        intents.defer_call(self.database, row.id, until=decision.until, outcome=outcome)
+        intents.defer_call(self.database, row.id, until=decision.until, outcome=outcome,
+                           caller_number=row.caller_number)
         self._schedule(row.id, decision.until)
         log.info("missed call %s (%s): %s", row.id, row.location_id, outcome)
         return outcome
@@ -255,7 +256,7 @@ class TextBackSender:
         except GHLError as exc:
             return self._after_error(intent, exc)
         return self._finish_sent(intent_id, answer.get("messageId"), answer.get("conversationId"),
-                                 business_timezone=business_timezone)
+                                 business_timezone=business_timezone, intent=intent)
 
     def _after_error(self, intent: SendIntent, exc: GHLError) -> str:
         now = self.clock()
@@ -284,9 +285,8 @@ class TextBackSender:
         return outcome
 
     def _finish_sent(self, intent_id: int, message_id: str | None, conversation_id: str | None,
-                     business_timezone: str | None = None) -> str:
-        intent = self._load_intent(intent_id)
-        intent.message_id = intent.message_id or message_id
+                     business_timezone: str | None = None, *, intent: SendIntent | None = None) -> str:
+        intent = intent or self._load_intent(intent_id)
         outcome = self._sent_outcome(intent, business_timezone=business_timezone)
         intents.mark_sent(self.database, intent_id, message_id=message_id, conversation_id=conversation_id,
                           now=self.clock(), outcome=outcome)
