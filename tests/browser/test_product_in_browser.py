@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -16,10 +18,33 @@ from werkzeug.serving import make_server
 
 from integration import create_app
 from integration.embedded_redis import free_port
+from integration.extensions import db
+from integration.models import LocationSettings
 from integration.sandbox.seed import SEED_LOCATION_IDS
+from integration.textback.phone import parse_caller_number
 
 CHROMIUM = "/usr/bin/chromium"
 ACME = SEED_LOCATION_IDS[0]
+
+# Callers around the world: at any hour one of them is well inside 08:00-21:00 local time, so the
+# text goes out now instead of being deferred by quiet hours (deferral has its own tests).
+CALLERS = ["+12125550177", "+17205550177", "+14155550177", "+18085550177", "+819012345678", "+447400123456"]
+
+
+def daytime_caller(now: datetime) -> tuple[str, str]:
+    """A caller number whose local time is between 09:00 and 20:00, and its region."""
+    for raw in CALLERS:
+        number = parse_caller_number(raw)
+        if all(9 <= now.astimezone(ZoneInfo(zone)).hour < 20 for zone in number.time_zones):
+            return number.e164, number.region
+    raise AssertionError(f"no daytime caller at {now:%H:%M} UTC")
+
+
+def test_some_caller_is_always_in_daytime():
+    for hour in range(24):
+        for minute in (0, 30):
+            daytime_caller(datetime(2026, 7, 1, hour, minute, tzinfo=UTC))
+            daytime_caller(datetime(2026, 12, 1, hour, minute, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -74,9 +99,14 @@ def test_install_open_the_page_and_text_back_a_missed_call(sandbox, app_url, wor
     expect(embedded.get_by_text("TextBack for Acme Plumbing")).to_be_visible(timeout=15_000)
     expect(embedded.get_by_text("active")).to_be_visible()
 
-    # 3. A caller rings and nobody answers.
+    # 3. A caller rings and nobody answers. (The business takes calls from the caller's country.)
+    caller, region = daytime_caller(datetime.now(UTC))
+    with db.transaction() as session:
+        row = session.get(LocationSettings, ACME) or LocationSettings(location_id=ACME, values={})
+        row.values = {**row.values, "allowed_countries": ["US", "CA", region]}
+        session.add(row)
     page.goto(f"{sandbox.url}/")
-    page.fill("#call-from", "+15125550177")
+    page.fill("#call-from", caller)
     page.select_option("#call-location", ACME)
     page.select_option("#call-outcome", "no-answer")
     page.get_by_role("button", name="Place call").click()
