@@ -81,7 +81,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="heads", show_default=True)
+@click.option("--revision", default="head", show_default=True)
 @friendly_errors
 def db_upgrade(revision: str) -> None:
     """Apply migrations (the Procfile's release phase)."""
