@@ -95,6 +95,9 @@ def test_log_lines_inside_a_job_carry_its_id(make_event):
     collector = _Collect()
     logger = logging.getLogger("workers.jobs")
     logger.addHandler(collector)
+    # Independent of whatever level earlier tests left on the root logger.
+    previous_level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         logging.getLogger("outside").addHandler(collector)
         logging.getLogger("outside").warning("not in a job")
@@ -103,6 +106,7 @@ def test_log_lines_inside_a_job_carry_its_id(make_event):
         SimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(),
                      serializer=SERIALIZER).work(burst=True)
     finally:
+        logger.setLevel(previous_level)
         logger.removeHandler(collector)
         logging.getLogger("outside").removeHandler(collector)
     outside, *inside = collector.records
