@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from integration.extensions import db
 from integration.textback.missed_call import Missed, classify_call
+from integration.textback.models import MissedCall, SendIntent
 
 
 def call_webhook(sandbox, clock, location_id: str, number: str, outcome: str = "no-answer", *,
@@ -29,3 +33,13 @@ def texts_to(sandbox, location_id: str, contact_id: str | None = None) -> list[d
     if contact_id:
         filters["contactId"] = contact_id
     return sandbox.sent_messages(**filters)
+
+
+def row_of(missed_call_id: int) -> MissedCall:
+    with db.session() as session:
+        return session.get(MissedCall, missed_call_id)
+
+
+def intent_of(missed_call_id: int) -> SendIntent | None:
+    with db.session() as session:
+        return session.scalar(select(SendIntent).where(SendIntent.missed_call_id == missed_call_id))

@@ -18,20 +18,10 @@ from integration.extensions import db
 from integration.textback.models import Caller, ConversationMessage, DailySendCount, MissedCall, SendIntent
 from integration.textback.sender import TryAgainLater
 from tests.textback.conftest import ACME
-from tests.textback.helpers import call_webhook, missed, texts_to
+from tests.textback.helpers import call_webhook, intent_of, missed, row_of, texts_to
 
 CALLER = "+15125550177"
 SEND = "^/conversations/messages$"
-
-
-def row_of(missed_call_id: int) -> MissedCall:
-    with db.session() as session:
-        return session.get(MissedCall, missed_call_id)
-
-
-def intent_of(missed_call_id: int) -> SendIntent | None:
-    with db.session() as session:
-        return session.scalar(select(SendIntent).where(SendIntent.missed_call_id == missed_call_id))
 
 
 def send_posts(sandbox) -> list[dict]:

@@ -5,21 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from integration.extensions import db
-from integration.textback.models import MissedCall, SendIntent
 from tests.textback.conftest import ACME, AUSTIN
-from tests.textback.helpers import call_webhook, missed, texts_to
+from tests.textback.helpers import call_webhook, intent_of, missed, row_of, texts_to
 
 CALLER = "+15125550177"
-
-
-def row_of(missed_call_id: int) -> MissedCall:
-    with db.session() as session:
-        return session.get(MissedCall, missed_call_id)
-
-
-def intent_of(missed_call_id: int) -> SendIntent | None:
-    with db.session() as session:
-        return session.scalar(select(SendIntent).where(SendIntent.missed_call_id == missed_call_id))
 
 
 def test_a_missed_call_gets_one_text_in_its_conversation(acme, sandbox, clock, sender):
