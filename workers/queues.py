@@ -30,6 +30,7 @@ __all__ = [
     "default_retry",
     "enqueue",
     "enqueue_event",
+    "enqueue_run_at",
     "event_job_id",
     "get_queue",
     "safe_job_id",
@@ -115,6 +116,30 @@ def enqueue(
         job_id=job_id, retry=retry, status=JobStatus.SCHEDULED,
     )
     return queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=delay_seconds), unique=unique)
+
+
+def enqueue_run_at(queue_name: str, func: str, *args: object, connection: Redis, job_id: str, when: datetime,
+                   job_timeout: int, result_ttl: int, failure_ttl: int, replace_finished: bool = False) -> bool:
+    """Run `func(*args)` at `when` (now if it is past) under `job_id`, unless that run is already queued.
+
+    One job id per (thing, time): scheduling the same run twice is a no-op (False). `replace_finished`
+    replaces a job under that id that already ran or failed (a sweep does, when the database says the
+    run is still due). `job_id` must be RQ-safe (see safe_job_id).
+    """
+    if replace_finished:
+        try:
+            existing = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
+        except NoSuchJobError:
+            existing = None
+        if existing is not None and existing.get_status(refresh=False) in _TERMINAL:
+            existing.delete()
+    delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
+    try:
+        enqueue(queue_name, func, *args, connection=connection, job_timeout=job_timeout, result_ttl=result_ttl,
+                failure_ttl=failure_ttl, job_id=job_id, unique=True, delay_seconds=delay)
+    except DuplicateJobError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("retry-failed-provisioning", "oauth.jobs:retry_failed_provisioning", interval_seconds=60),
     # Text back: deferred texts (quiet hours, delays, retries) that are due but whose scheduled job Redis lost.
     PeriodicJob("textback-due-texts", "workers.textback:enqueue_due_texts", interval_seconds=10, queue="default"),
+    # CRM follow-up: leads for texted calls a hook missed, and due tag/note/opportunity/task retries.
+    PeriodicJob("crm-due-work", "workers.crm:enqueue_due_crm_work", interval_seconds=15, queue="default"),
 ]
 
 

@@ -7,13 +7,10 @@ periodic sweep here re-enqueues any that are due but whose job Redis lost.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from integration.db import utcnow
@@ -24,7 +21,7 @@ from integration.textback.facts import FactGatherer
 from integration.textback.models import MissedCall
 from integration.textback.sender import TextBackSender, TryAgainLater
 from workers.config import get_worker_config
-from workers.queues import DEFAULT_QUEUE, SERIALIZER, enqueue, safe_job_id
+from workers.queues import DEFAULT_QUEUE, enqueue_run_at, safe_job_id
 
 __all__ = ["enqueue_due_texts", "get_sender", "schedule_missed_call", "send_missed_call_text"]
 
@@ -35,7 +32,6 @@ SEND_JOB = "workers.textback.send_missed_call_text"
 # A due row younger than this is left to the job scheduled for it.
 _SWEEP_SLACK = timedelta(seconds=5)
 _GIVE_UP_AFTER = timedelta(days=1)
-_FINISHED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def get_sender(app: Flask | None = None) -> TextBackSender:
@@ -59,21 +55,10 @@ def schedule_missed_call(missed_call_id: int, when: datetime, *, replace_finishe
     sweep) replaces a job under that id that already ran or failed, since the row says it is still due.
     """
     config = get_worker_config()
-    redis = get_redis()
-    delay = max(0.0, (when - utcnow()).total_seconds())
     job_id = safe_job_id(f"textback-call-{int(missed_call_id)}-{int(when.timestamp())}")
-    if replace_finished:
-        try:
-            existing = Job.fetch(job_id, connection=redis, serializer=SERIALIZER)
-        except NoSuchJobError:
-            existing = None
-        if existing is not None and existing.get_status(refresh=False) in _FINISHED:
-            existing.delete()
-    # A DuplicateJobError means that run is already queued or scheduled.
-    with contextlib.suppress(DuplicateJobError):
-        enqueue(DEFAULT_QUEUE, SEND_JOB, int(missed_call_id), connection=redis, job_timeout=120,
-                result_ttl=config.result_ttl, failure_ttl=config.failure_ttl, job_id=job_id, unique=True,
-                delay_seconds=delay)
+    enqueue_run_at(DEFAULT_QUEUE, SEND_JOB, int(missed_call_id), connection=get_redis(), job_id=job_id, when=when,
+                   job_timeout=120, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
+                   replace_finished=replace_finished)
 
 
 def send_missed_call_text(missed_call_id: int) -> str:
@@ -83,12 +68,17 @@ def send_missed_call_text(missed_call_id: int) -> str:
     """
     sender = get_sender()
     try:
-        return sender.process(missed_call_id)
+        outcome = sender.process(missed_call_id)
     except TryAgainLater as exc:
         delay, reason = exc.delay_seconds, exc.reason
     except Exception as exc:
         log.warning("missed call %s: attempt failed (%s)", missed_call_id, redact(str(exc)), exc_info=True)
         delay, reason = 60.0, f"{type(exc).__name__}: {redact(str(exc))}"
+    else:
+        from workers.crm import follow_up_missed_call  # workers.crm builds on this module
+
+        follow_up_missed_call(missed_call_id)
+        return outcome
     with db.session() as session:
         row = session.get(MissedCall, missed_call_id)
     if row is not None and utcnow() - row.created_at > _GIVE_UP_AFTER:

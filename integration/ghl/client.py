@@ -218,6 +218,18 @@ class GHLClient:
                             json_body=_compact({"body": body, "userId": user_id}))
         return _require(answer, "note", dict, "POST", path)
 
+    def list_notes(self, location_id: str, contact_id: str) -> list[dict]:
+        """The contact's notes (`GET /contacts/{id}/notes`): how a note whose create failed ambiguously is found."""
+        path = f"/contacts/{_seg(contact_id)}/notes"
+        answer = self._call("GET", path, resource_id=location_id)
+        return _require(answer, "notes", list, "GET", path)
+
+    def list_tasks(self, location_id: str, contact_id: str) -> list[dict]:
+        """The contact's tasks (`GET /contacts/{id}/tasks`): how a task whose create failed ambiguously is found."""
+        path = f"/contacts/{_seg(contact_id)}/tasks"
+        answer = self._call("GET", path, resource_id=location_id)
+        return _require(answer, "tasks", list, "GET", path)
+
     def create_task(self, location_id: str, contact_id: str, *, title: str, due_date: datetime,
                     body: str | None = None, assigned_to: str | None = None) -> dict:
         """Create a task on the contact (`POST /contacts/{id}/tasks`); returns the task. Not retried when ambiguous."""

@@ -21,7 +21,7 @@ from integration.textback.models import Caller, ConversationMessage, MissedCall,
 from integration.textback.opt_out import is_opt_in, is_opt_out
 from integration.textback.phone import normalize_number
 
-__all__ = ["describe_sent", "record_inbound_sms", "record_outbound_message"]
+__all__ = ["describe_sent", "latest_opt_keyword", "record_inbound_sms", "record_outbound_message"]
 
 _MAX_BODY = 2000
 
@@ -70,6 +70,10 @@ def record_inbound_sms(database: Database, payload: Mapping, *, now: datetime,
     opting_in = is_opt_in(body)
     with database.transaction() as session:
         _log_message(session, payload, author=ConversationMessage.CALLER, direction="inbound")
+        latest = latest_opt_keyword(session, location_id, contact_id) if opting_in or is_opt_out(body) else None
+        if latest is not None and latest.message_id != _text(payload.get("messageId")):
+            # Webhooks can come in any order: only the caller's latest STOP or START decides.
+            return f"recorded: the caller's later {_keyword(latest.body)} stands over this {body.strip()[:20]!r}"
         if opting_in:
             # Every number known for this contact is opted back in.
             numbers = [n for n in (_known_phone(session, location_id, contact_id),) if n]
@@ -90,6 +94,21 @@ def record_inbound_sms(database: Database, payload: Mapping, *, now: datetime,
                                Caller.opted_out_at.is_(None))
                         .values(opted_out_at=now, opt_out_source=f"replied {body.strip()[:150]!r}", updated_at=now))
     return "recorded: the caller opted out of texts"
+
+
+def latest_opt_keyword(session, location_id: str, contact_id: str | None) -> ConversationMessage | None:
+    """The caller's most recent STOP-like or START-like text (by the time HighLevel gave it), or None."""
+    if not contact_id:
+        return None
+    texts = session.scalars(select(ConversationMessage).where(
+        ConversationMessage.location_id == location_id, ConversationMessage.contact_id == contact_id,
+        ConversationMessage.author == ConversationMessage.CALLER,
+    ).order_by(ConversationMessage.occurred_at.desc().nulls_last(), ConversationMessage.id.desc()).limit(200))
+    return next((t for t in texts if is_opt_out(t.body) or is_opt_in(t.body)), None)
+
+
+def _keyword(body: str | None) -> str:
+    return "START" if is_opt_in(body) else "STOP"
 
 
 def _our_intent(session, *, message_id: str | None, location_id: str, contact_id: str | None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -57,6 +57,11 @@ class LocationProfile:
     line_owners: Mapping[str, str] = field(default_factory=dict)
     # pipeline id -> name, for ignoring our own missed-call pipeline when looking for customers.
     pipelines: Mapping[str, str] = field(default_factory=dict)
+    # pipeline id -> [(stage id, stage name), ...] by position, for the CRM follow-up's opportunity.
+    pipeline_stages: Mapping[str, Sequence[Sequence[str]]] = field(default_factory=dict)
+    # user id -> full name (in HighLevel's order), and the admins among them: who gets the task.
+    user_names: Mapping[str, str] = field(default_factory=dict)
+    admin_user_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, location_id: str, *, location: Mapping, users: list[Mapping],
@@ -67,11 +72,18 @@ class LocationProfile:
         staff: dict[str, str] = {}
         first_names: dict[str, str] = {}
         line_owners: dict[str, str] = {}
+        user_names: dict[str, str] = {}
+        admins: list[str] = []
         for user in users:
             if user.get("deleted"):
                 continue
             name = (user.get("name") or " ".join(filter(None, [user.get("firstName"), user.get("lastName")]))
                     or "a team member")
+            if user.get("id"):
+                user_names[str(user["id"])] = str(name)
+                roles = user.get("roles") if isinstance(user.get("roles"), Mapping) else {}
+                if str(roles.get("role") or "").lower() == "admin":
+                    admins.append(str(user["id"]))
             if user.get("id") and user.get("firstName"):
                 first_names[str(user["id"])] = str(user["firstName"])
             personal = normalize_number(user.get("phone"), default_region=country)
@@ -94,6 +106,9 @@ class LocationProfile:
             user_first_names=first_names,
             line_owners=line_owners,
             pipelines={str(p["id"]): str(p.get("name") or "") for p in pipelines if p.get("id")},
+            pipeline_stages={str(p["id"]): _stages(p) for p in pipelines if p.get("id")},
+            user_names=user_names,
+            admin_user_ids=tuple(admins),
         )
 
     def to_json(self) -> str:
@@ -103,7 +118,20 @@ class LocationProfile:
     def from_json(cls, text: str) -> LocationProfile:
         data = json.loads(text)
         data["own_numbers"] = tuple(data["own_numbers"])
+        data["admin_user_ids"] = tuple(data.get("admin_user_ids", ()))
         return cls(**data)
+
+
+def _stages(pipeline: Mapping) -> list[tuple[str, str]]:
+    """A pipeline's stages as (id, name), by position (HighLevel leaves the order of the list open)."""
+    stages = [s for s in pipeline.get("stages") or [] if isinstance(s, Mapping) and s.get("id")]
+    def position(pair: tuple[int, Mapping]) -> tuple[float, int]:
+        index, stage = pair
+        value = stage.get("position")
+        return (value if isinstance(value, int | float) and not isinstance(value, bool) else index), index
+
+    ordered = sorted(enumerate(stages), key=position)
+    return [(str(stage["id"]), str(stage.get("name") or "")) for _, stage in ordered]
 
 
 def location_is_live(session: Session, location_id: str) -> bool:

@@ -78,6 +78,11 @@ class ContactFacts:
             open_opportunity=open_opportunity,
         )
 
+    @property
+    def sms_blocked(self) -> bool:
+        """Do Not Disturb on for every channel, or for SMS (active or permanent): no text may go."""
+        return self.dnd or self.sms_dnd_status in {"active", "permanent"}
+
 
 @dataclass(frozen=True)
 class CallFacts:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from integration.crm.takeover import human_handling
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLError, GHLRateLimited, GHLUnauthorized
 from integration.models import LocationSettings
@@ -299,7 +300,8 @@ class TextBackSender:
     # --- Checks ---
 
     def _blocked_now(self, session, intent: SendIntent) -> str | None:
-        """What the database says right before the API call: still installed, enabled, not opted out."""
+        """What the database says right before the API call: still installed, enabled, not opted out, and no
+        person has texted the caller since the call (human takeover, integration.crm.takeover)."""
         if not location_is_live(session, intent.location_id):
             return why_not_live(session, intent.location_id)
         settings_row = session.get(LocationSettings, intent.location_id)
@@ -308,6 +310,11 @@ class TextBackSender:
         caller = session.get(Caller, (intent.location_id, intent.to_number))
         if caller is not None and caller.opted_out_at is not None:
             return "the caller opted out of texts"
+        call = session.get(MissedCall, intent.missed_call_id)
+        person = human_handling(session, intent.location_id, intent.contact_id,
+                                since=(call.called_at or call.created_at) if call is not None else intent.created_at)
+        if person is not None:
+            return f"a person (user {person.human_user_id}) already texted the caller"
         return None
 
     def _find_our_text(self, row: MissedCall | None, intent: SendIntent) -> tuple[str, str | None] | None:

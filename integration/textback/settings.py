@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
+from integration.crm.settings import DEFAULT_CRM_SETTINGS, CrmSettings, CrmSettingsSchema
 from integration.textback.business_hours import AFTER_HOURS, BUSINESS_HOURS, HOLIDAY
 from integration.textback.missed_call import ALL_MISSED_STATUSES
 from integration.textback.phone import normalize_number
@@ -86,6 +87,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         # {"FL": {"mon-sun": "08:00-20:00"}}: replaces the built-in rule for that state.
         "state_rules": {},
     },
+    # What the CRM follow-up does after a text and a reply (integration.crm.settings).
+    "crm": DEFAULT_CRM_SETTINGS,
 }
 
 
@@ -204,6 +207,7 @@ class TextBackSettingsSchema(Schema):
     existing_customers = fields.Nested(ExistingCustomersSchema, required=True)
     business_hours = fields.Nested(BusinessHoursSchema, required=True)
     quiet_hours = fields.Nested(QuietHoursSchema, required=True)
+    crm = fields.Nested(CrmSettingsSchema, required=True)
 
     @validates("timezone")
     def _zone_exists(self, value: str, **_: object) -> None:
@@ -251,6 +255,7 @@ class TextBackSettings:
     holidays: tuple[date, ...]
     quiet_window: Window
     state_rules: Mapping[str, Mapping[str, str]]
+    crm: CrmSettings
 
     @classmethod
     def from_loaded(cls, data: dict) -> TextBackSettings:
@@ -280,6 +285,7 @@ class TextBackSettings:
             holidays=tuple(hours["holidays"]),
             quiet_window=parse_window(quiet["window"]),
             state_rules=dict(quiet["state_rules"]),
+            crm=CrmSettings.from_loaded(data["crm"]),
         )
 
 

@@ -9,12 +9,14 @@ Calls handed to the sender carry a dateAdded a few seconds before that instant.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from werkzeug.serving import make_server
 
 from integration import create_app
 from integration.db import utcnow
@@ -30,6 +32,17 @@ from workers.config import WorkerConfig, set_worker_config
 ACME = SEED_LOCATION_IDS[0]
 ACME_PHONE = SEED_LOCATION_PHONES[ACME]
 AUSTIN = ZoneInfo("America/Chicago")
+
+
+def next_open_afternoon(now: datetime) -> datetime:
+    """Now if it is a weekday 09:00-16:00 in Austin, else the next weekday 15:00 (a future instant)."""
+    local = now.astimezone(AUSTIN)
+    if local.weekday() < 5 and 9 <= local.hour < 16:
+        return now
+    candidate = local.replace(hour=15, minute=0, second=0, microsecond=0)
+    while candidate <= local or candidate.weekday() >= 5:
+        candidate += timedelta(days=1)
+    return candidate
 
 
 def last_weekday_afternoon(now: datetime) -> datetime:
@@ -141,3 +154,26 @@ def set_location_settings(tb_app) -> Callable[..., None]:
             row.values = {**(row.values or {}), **values}
 
     return apply
+
+
+@pytest.fixture
+def served_app(tb_app, sandbox):
+    """Our app on a real port, and the sandbox delivering its webhooks there."""
+    server = make_server("127.0.0.1", 0, tb_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sandbox.configure(webhook_url=f"http://127.0.0.1:{server.server_port}/webhooks/ghl")
+    yield tb_app
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def live_sender(tb_app, make_sender, clock):
+    """The handlers' sender, on a clock at an allowed business-hours minute no earlier than the sandbox's
+    own (the call's dateAdded is real time here, not rewritten)."""
+    clock.now = next_open_afternoon(utcnow())
+    sender = make_sender()
+    tb_app.extensions["textback.sender"] = sender
+    yield sender
+    tb_app.extensions.pop("textback.sender", None)

@@ -1,14 +1,16 @@
-"""Shortcuts for text-back tests: place a call in the sandbox and get the webhook it delivered."""
+"""Shortcuts for text-back tests: place a call in the sandbox and get the webhook it delivered, run a worker."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from rq import SimpleWorker
 from sqlalchemy import select
 
-from integration.extensions import db
+from integration.extensions import db, get_redis
 from integration.textback.missed_call import Missed, classify_call
 from integration.textback.models import MissedCall, SendIntent
+from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, get_queue
 
 
 def call_webhook(sandbox, clock, location_id: str, number: str, outcome: str = "no-answer", *,
@@ -43,3 +45,9 @@ def row_of(missed_call_id: int) -> MissedCall:
 def intent_of(missed_call_id: int) -> SendIntent | None:
     with db.session() as session:
         return session.scalar(select(SendIntent).where(SendIntent.missed_call_id == missed_call_id))
+
+
+def run_worker(*queue_names: str) -> None:
+    """One RQ worker in burst mode on these queues (default: webhooks) until they are empty."""
+    queues = [get_queue(name, get_redis()) for name in queue_names or (WEBHOOKS_QUEUE,)]
+    SimpleWorker(queues, connection=get_redis(), serializer=SERIALIZER).work(burst=True)

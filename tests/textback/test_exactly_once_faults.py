@@ -340,7 +340,8 @@ def test_echo_after_the_answer_and_a_persons_text_are_told_apart(one_call, sandb
 
     assert handle_outbound_message(echo, event_id=1) == f"our own text for missed call {missed_call_id}"
     note = handle_outbound_message(person, event_id=2)
-    assert note == "recorded: a text to the caller from user SbxUsrAcmeMike000000"
+    assert note == ("recorded: a text to the caller from user SbxUsrAcmeMike000000; "
+                    "a person is handling the conversation now: automation stays quiet there")
     with db.session() as session:
         rows = session.execute(select(ConversationMessage.message_id, ConversationMessage.author)
                                .order_by(ConversationMessage.id)).all()

@@ -3,64 +3,22 @@ receiver, the inbox, an RQ worker, the handler, the sender, and one text back in
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
-import pytest
 from rq import SimpleWorker
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from integration.db import utcnow
 from integration.extensions import db, get_redis
 from integration.models import WebhookEvent
 from integration.textback.models import MissedCall
 from tests.textback.conftest import ACME, AUSTIN
-from tests.textback.helpers import call_webhook, missed, texts_to
+from tests.textback.helpers import call_webhook, missed, run_worker, texts_to
 from workers.queues import DEFAULT_QUEUE, SERIALIZER, WEBHOOKS_QUEUE, get_queue
 from workers.textback import enqueue_due_texts, schedule_missed_call
 
 CALLER = "+15125550177"
-
-
-def run_worker(*queue_names: str) -> None:
-    queues = [get_queue(name, get_redis()) for name in queue_names or (WEBHOOKS_QUEUE,)]
-    SimpleWorker(queues, connection=get_redis(), serializer=SERIALIZER).work(burst=True)
-
-
-def next_open_afternoon(now):
-    """Now if it is a weekday 09:00-16:00 in Austin, else the next weekday 15:00 (a future instant)."""
-    local = now.astimezone(AUSTIN)
-    if local.weekday() < 5 and 9 <= local.hour < 16:
-        return now
-    candidate = local.replace(hour=15, minute=0, second=0, microsecond=0)
-    while candidate <= local or candidate.weekday() >= 5:
-        candidate += timedelta(days=1)
-    return candidate
-
-
-@pytest.fixture
-def served_app(tb_app, sandbox):
-    """Our app on a real port, and the sandbox delivering its webhooks there."""
-    server = make_server("127.0.0.1", 0, tb_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    sandbox.configure(webhook_url=f"http://127.0.0.1:{server.server_port}/webhooks/ghl")
-    yield tb_app
-    server.shutdown()
-    thread.join()
-
-
-@pytest.fixture
-def live_sender(tb_app, make_sender, clock):
-    """The handlers' sender, on a clock at an allowed business-hours minute no earlier than the sandbox's
-    own (the call's dateAdded is real time here, not rewritten)."""
-    clock.now = next_open_afternoon(utcnow())
-    sender = make_sender()
-    tb_app.extensions["textback.sender"] = sender
-    yield sender
-    tb_app.extensions.pop("textback.sender", None)
 
 
 def test_a_missed_call_in_the_sandbox_gets_one_text_through_the_whole_pipeline(

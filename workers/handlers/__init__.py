@@ -21,14 +21,15 @@ HANDLERS: dict[str, str] = {
     "UNINSTALL": "oauth.events:handle_uninstall",
     "InboundMessage": "workers.handlers.messages:handle_inbound_message",
     "OutboundMessage": "workers.handlers.messages:handle_outbound_message",
+    "ContactDndUpdate": "workers.handlers.crm:handle_contact_dnd_update",
+    "AppointmentCreate": "workers.handlers.crm:handle_appointment_create",
+    "OpportunityStatusUpdate": "workers.handlers.crm:handle_opportunity_status_update",
+    "OpportunityStageUpdate": "workers.handlers.crm:handle_opportunity_stage_update",
 }
 
-# Subscribed for the CRM-sync capability (DND changes, outcomes for the report), which is not built
-# yet: until it is, these are stored in the inbox (so nothing is lost) and marked ignored.
-IGNORED_EVENTS: frozenset[str] = frozenset({
-    "ContactDndUpdate", "ContactUpdate", "ContactDelete",
-    "OpportunityStageUpdate", "OpportunityStatusUpdate", "AppointmentCreate",
-})
+# Subscribed, stored in the inbox (so nothing is lost) and marked ignored: the CRM follow-up reads the
+# contact fresh when it needs it, and DND changes come as ContactDndUpdate.
+IGNORED_EVENTS: frozenset[str] = frozenset({"ContactUpdate", "ContactDelete"})
 
 _resolved: dict[str, Callable] = {}
 

@@ -220,3 +220,14 @@ def add_task(contact_id: str):
     return jsonify({"task": task}), 201
 
 
+
+
+@bp.get("/contacts/<contact_id>/tasks")
+@resource(token_classes=(LOCATION,), scopes=READ)
+def list_tasks(contact_id: str):
+    _contact(contact_id)
+    state = sandbox_state()
+    with state.lock:
+        tasks = [{k: v for k, v in t.items() if k not in {"locationId", "dateAdded"}}
+                 for t in state.world.tasks.values() if t["contactId"] == contact_id]
+    return jsonify({"tasks": tasks})

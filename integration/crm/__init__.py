@@ -1,0 +1,19 @@
+"""Replies into the CRM: what HighLevel should show after a missed call was texted back.
+
+One concept per module:
+
+- settings     the "crm" section of the settings document (pipeline, stages, user, tags, windows)
+- models       CrmLead, CrmAction (the outbox of HighLevel changes), CrmContact, CrmAppointment rows
+- actions      planning, claiming and finishing CrmActions, as conditional writes
+- directory    the location's pipelines, stages and users, and which ones the settings pick
+- runner       runs one action: location check, executor, retries with backoff, failure with the reason
+- followup     after our text: the lead, the tag, the note and the opportunity (an open one reused)
+- stages       moving the opportunity forward (replied, booked), never backwards
+- replies      a caller's text within the window: replied tag, stage, the team's task, on-call alert
+- takeover     a person texting in the conversation: automation stays quiet there
+- opt_outs     STOP and START: SMS DND at HighLevel, and our mirror of ContactDndUpdate
+- outcomes     AppointmentCreate (booked) and OpportunityStatus/StageUpdate (won, lost, stage)
+- page         the CRM options form on the app page
+
+The worker side (jobs, the sweep, the webhook handlers) is in workers/crm.py and workers/handlers/crm.py.
+"""

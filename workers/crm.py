@@ -1,0 +1,167 @@
+"""CRM follow-up in the worker: the runner wired to the app's services, the action job, the hooks the
+message handlers call, and the sweep.
+
+The database is the record of truth: a lead exists once its missed call is `sent`, and every change
+at HighLevel is a CrmAction row with its due time. Jobs are only the dispatch: the periodic sweep here
+opens leads a hook missed and re-enqueues due actions whose job Redis lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from integration.crm import actions, followup, opt_outs, replies, takeover
+from integration.crm.models import CrmAction, CrmLead
+from integration.crm.runner import CrmActionRunner
+from integration.db import utcnow
+from integration.extensions import db, get_redis
+from integration.textback.missed_call import parse_timestamp
+from integration.textback.models import ConversationMessage, MissedCall
+from integration.textback.settings import SettingsError
+from workers.config import get_worker_config
+from workers.queues import DEFAULT_QUEUE, enqueue_run_at, safe_job_id
+from workers.textback import get_sender
+
+__all__ = [
+    "enqueue_due_crm_work",
+    "follow_up_inbound_sms",
+    "follow_up_missed_call",
+    "follow_up_outbound_message",
+    "get_runner",
+    "run_crm_action",
+    "schedule_action",
+    "schedule_now",
+]
+
+log = logging.getLogger(__name__)
+
+_EXTENSION_KEY = "crm.runner"
+RUN_JOB = "workers.crm.run_crm_action"
+# A due action younger than this is left to the job scheduled for it.
+_SWEEP_SLACK = timedelta(seconds=5)
+# Sent calls older than this are not turned into leads by the sweep (history before the CRM follow-up).
+_LEAD_LOOKBACK = timedelta(days=2)
+
+
+def get_runner(app: Flask | None = None) -> CrmActionRunner:
+    """The app's CrmActionRunner, on the text back's API client and fact gatherer."""
+    app = app or current_app._get_current_object()
+    runner = app.extensions.get(_EXTENSION_KEY)
+    if runner is None:
+        sender = get_sender(app)
+        runner = CrmActionRunner(database=db, client=sender.client, gatherer=sender.gatherer, schedule=schedule_action)
+        app.extensions[_EXTENSION_KEY] = runner
+    return runner
+
+
+def schedule_action(action_id: int, when: datetime, *, replace_finished: bool = True) -> None:
+    """Run `run_crm_action(action_id)` at `when`; one job per (action, time)."""
+    config = get_worker_config()
+    job_id = safe_job_id(f"crm-action-{int(action_id)}-{int(when.timestamp() * 1000)}")
+    enqueue_run_at(DEFAULT_QUEUE, RUN_JOB, int(action_id), connection=get_redis(), job_id=job_id, when=when,
+                   job_timeout=180, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
+                   replace_finished=replace_finished)
+
+
+def run_crm_action(action_id: int) -> str:
+    """Job: attempt one CRM action (the runner records the outcome, or schedules its retry)."""
+    return get_runner().run(action_id)
+
+
+def schedule_now(action_ids: Iterable[int]) -> None:
+    """Enqueue these actions to run now; one that cannot be enqueued is left to the sweep."""
+    now = utcnow()
+    for action_id in dict.fromkeys(action_ids):
+        try:
+            schedule_action(action_id, now)
+        except Exception as exc:  # the row is pending: the sweep enqueues it
+            log.warning("crm action %s: could not enqueue (%s); the sweep will", action_id, type(exc).__name__)
+
+
+# --- Hooks the message handlers call (each is safe to call again: rows are unique) ---
+
+
+def follow_up_missed_call(missed_call_id: int) -> str | None:
+    """Once a missed call is texted: its lead and HighLevel changes. A note, or None when it was not texted."""
+    with db.session() as session:
+        row = session.get(MissedCall, missed_call_id)
+        if row is None or row.status != MissedCall.SENT:
+            return None
+        try:
+            settings = get_sender().gatherer.settings_for(session, row.location_id)[1]
+        except SettingsError as exc:
+            log.warning("missed call %s: no CRM follow-up, the settings are invalid (%s)", missed_call_id, exc)
+            return None
+    action_ids = followup.open_lead(db, missed_call_id, settings=settings, now=utcnow())
+    schedule_now(action_ids)
+    return f"CRM follow-up: {len(action_ids)} change(s) for HighLevel"
+
+
+def follow_up_inbound_sms(payload: Mapping) -> str | None:
+    """A caller's SMS (already logged): the reply to their missed-call text, or a STOP/START for HighLevel's DND."""
+    location_id = str(payload.get("locationId") or "")
+    contact_id = str(payload.get("contactId") or "") or None
+    body = str(payload.get("body") or "")
+    message_id = str(payload.get("messageId") or "") or None
+    now = utcnow()
+    with db.transaction() as session:
+        try:
+            settings = get_sender().gatherer.settings_for(session, location_id)[1]
+        except SettingsError as exc:
+            return f"no CRM follow-up: the settings are invalid ({exc})"
+        dnd_action = opt_outs.plan_dnd(session, location_id=location_id, contact_id=contact_id,
+                                       message_id=message_id, body=body, now=now)
+        lead = replies.apply_reply(session, location_id=location_id, contact_id=contact_id, message_id=message_id,
+                                   body=body, occurred_at=parse_timestamp(payload.get("dateAdded")) or now,
+                                   settings=settings, now=now)
+        pending = [] if lead is None else list(session.scalars(select(CrmAction.id).where(
+            CrmAction.lead_id == lead.id, CrmAction.status == CrmAction.PENDING)))
+    schedule_now([*pending, *([dnd_action] if dnd_action else [])])
+    if lead is not None:
+        return f"the reply to missed call {lead.missed_call_id}"
+    return "SMS DND to update at HighLevel" if dnd_action else None
+
+
+def follow_up_outbound_message(payload: Mapping) -> str | None:
+    """An outbound SMS (already logged): a person's text takes the conversation over."""
+    message_id = str(payload.get("messageId") or "") or None
+    user_id = str(payload.get("userId") or "") or None
+    contact_id = str(payload.get("contactId") or "") or None
+    if not user_id or not contact_id:
+        return None
+    with db.transaction() as session:
+        logged = session.scalar(select(ConversationMessage).where(ConversationMessage.message_id == message_id)) \
+            if message_id else None
+        if logged is not None and logged.author != ConversationMessage.PERSON:
+            return None
+        takeover.record_takeover(session, location_id=str(payload.get("locationId") or ""), contact_id=contact_id,
+                                 conversation_id=str(payload.get("conversationId") or "") or None, user_id=user_id,
+                                 at=parse_timestamp(payload.get("dateAdded")) or utcnow(), now=utcnow())
+    return "a person is handling the conversation now: automation stays quiet there"
+
+
+# --- The sweep ---
+
+
+def enqueue_due_crm_work(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Periodic job: open leads for texted calls a hook missed; enqueue due actions whose job is missing."""
+    now = now or utcnow()
+    with db.session() as session:
+        texted = list(session.scalars(
+            select(MissedCall.id).where(MissedCall.status == MissedCall.SENT,
+                                        MissedCall.created_at >= now - _LEAD_LOOKBACK,
+                                        ~select(CrmLead.id).where(CrmLead.missed_call_id == MissedCall.id).exists())
+            .order_by(MissedCall.id).limit(limit)))
+    for missed_call_id in texted:
+        follow_up_missed_call(missed_call_id)
+    due = actions.due_actions(db, now=now, slack=_SWEEP_SLACK, limit=limit)
+    for action_id, when in due:
+        schedule_action(action_id, when)
+    if texted or due:
+        log.info("crm sweep: %d lead(s) opened, %d due action(s) enqueued", len(texted), len(due))
+    return len(texted) + len(due)
