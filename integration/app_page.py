@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from flask import Blueprint, abort, render_template, request, session
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from integration.models import Company, Installation, Location
 from integration.sso import SSOError, decrypt_sso_payload
 from oauth.models import LocationProvisioning
 
-__all__ = ["bp"]
+__all__ = ["bp", "current_context", "render_location_page"]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("app_page", __name__, url_prefix="/app")
@@ -59,6 +60,26 @@ def sso_exchange():
     return {"ok": True, "locationId": context.location_id, "companyId": context.company_id}
 
 
+def render_location_page(context: dict, *, status: int = 200, installed_notice: str | None = None,
+                         **sections: Callable[[], object]):
+    """The sub-account page for the session's location (404 when it is not installed for this tenant).
+
+    `sections` are the capabilities' parts of the page (e.g. `crm`, the CRM options form), each built
+    by calling it only once the location is known to be this tenant's.
+    """
+    with db.transaction() as s:
+        location = s.get(Location, context["location_id"])
+        if location is None or (location.company_id and location.company_id != context["company_id"]):
+            # Not (or no longer) installed for this tenant: say so, show nothing else.
+            return render_template("app/not_installed.html", location_id=context["location_id"]), 404
+        installation = s.scalar(
+            select(Installation).where(Installation.user_type == "Location", Installation.resource_id == location.id)
+        )
+    parts = {name: build() for name, build in sections.items()}
+    return render_template("app/location.html", context=context, location=location, installation=installation,
+                           installed_notice=installed_notice, **parts), status
+
+
 @bp.get("")
 def page():
     context = current_context()
@@ -66,19 +87,13 @@ def page():
     if context is None:
         return render_template("app/sso_bootstrap.html", installed_notice=installed_notice,
                                sandbox_mode=get_settings().sandbox_mode)
+    if context["location_id"]:
+        from integration.crm.page import crm_form
+
+        saved = request.args.get("saved")
+        return render_location_page(context, installed_notice=installed_notice,
+                                    crm=lambda: crm_form(context["location_id"], saved=saved == "crm"))
     with db.transaction() as s:
-        if context["location_id"]:
-            location = s.get(Location, context["location_id"])
-            if location is None or (location.company_id and location.company_id != context["company_id"]):
-                # Not (or no longer) installed for this tenant: say so, show nothing else.
-                return render_template("app/not_installed.html", location_id=context["location_id"]), 404
-            installation = s.scalar(
-                select(Installation).where(
-                    Installation.user_type == "Location", Installation.resource_id == location.id
-                )
-            )
-            return render_template("app/location.html", context=context, location=location,
-                                   installation=installation, installed_notice=installed_notice)
         company = s.get(Company, context["company_id"])
         locations = s.scalars(
             select(Location).where(Location.company_id == context["company_id"]).order_by(Location.name)
