@@ -1,0 +1,84 @@
+"""Where the CPU went during a benchmark phase: per process group, and how much was not ours.
+
+Read from /proc (Linux). Groups: each child of the Stack (its whole session: gunicorn's workers, the
+worker's maintenance process), the PostgreSQL backends connected to the benchmark's database, the
+Redis server (shared with anyone else using it), this process (the load generator, with the client
+processes it has reaped) and, as the remainder of the machine's busy time, everything else, which on
+a shared machine includes other people's test runs and skews every figure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+__all__ = ["CpuSample", "cpu_sample", "describe_cpu"]
+
+LOAD_GENERATOR = "load generator"
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Busy CPU seconds of the machine and of each group, at one instant."""
+
+    at: float
+    machine_busy: float
+    groups: Counter
+    load: tuple[float, float, float]
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _group_of(pid: str, session: int, sessions: dict[int, str], database_name: str | None) -> str | None:
+    if session in sessions:
+        return sessions[session]
+    cmdline = (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
+    if database_name and cmdline.startswith("postgres:") and f" {database_name} " in cmdline:
+        return f"postgresql ({database_name} backends)"
+    if cmdline.startswith("redis-server") and ":6379" in cmdline:
+        return "redis-server :6379 (shared)"
+    return None
+
+
+def cpu_sample(sessions: dict[int, str], *, database_name: str | None = None) -> CpuSample:
+    """Sample now. `sessions`: session id -> group name (the Stack's children lead their own sessions)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    groups: Counter = Counter()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        stat = _read(f"/proc/{pid}/stat")
+        if stat is None:
+            continue
+        # After "(comm)": state ppid pgrp session ... utime (12th) stime (13th).
+        fields = stat.rsplit(")", 1)[1].split()
+        group = _group_of(pid, int(fields[3]), sessions, database_name)
+        if group is not None:
+            groups[group] += (int(fields[11]) + int(fields[12])) / ticks
+    own = os.times()
+    groups[LOAD_GENERATOR] += own.user + own.system + own.children_user + own.children_system
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return CpuSample(time.monotonic(), (sum(values) - idle) / ticks, groups, os.getloadavg())
+
+
+def describe_cpu(before: CpuSample, after: CpuSample) -> list[str]:
+    """Lines: machine busy, then each group in cores, then everything else."""
+    seconds = max(after.at - before.at, 1e-9)
+    busy = (after.machine_busy - before.machine_busy) / seconds
+    used = {name: (after.groups[name] - before.groups.get(name, 0.0)) / seconds for name in after.groups}
+    ours = sum(used.values())
+    parts = ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(used.items(), key=lambda kv: -kv[1])
+                      if cores >= 0.005)
+    return [f"cpu (cores): machine busy {busy:.2f} of {os.cpu_count()}, load avg {after.load[0]:.2f}",
+            f"  {parts}",
+            f"  everything else (other processes on the machine): {max(busy - ours, 0.0):.2f}"]

@@ -1,0 +1,648 @@
+"""Benchmark the webhook pipeline end to end (issue 4): gunicorn + `python -m workers` + the sandbox.
+
+    .venv/bin/python -m benchmarks.webhook_pipeline [--duration 60] [--ack-rate 100] [--call-rate 20]
+
+Starts, on this machine: the sandbox (`python -m integration.cli sandbox`), the app under gunicorn,
+`python -m workers` processes, and a bare Flask endpoint (benchmarks/bare_endpoint.py: signature
+check only) under the same gunicorn settings, all on DATABASE_URL (PostgreSQL) and REDIS_URL. It
+WIPES that database and Redis db first: point them at a database of their own (defaults: h_bench, db 7;
+a database whose name does not contain "bench" is wiped only with --wipe-database). Two runs on the same
+database and Redis db cannot overlap (a lock file says so).
+The app is installed on the three seed sub-accounts through the real consent page and callback.
+
+Phase 1, acknowledgement: signed InboundMessage webhooks of answered calls at --ack-rate for
+--duration. They are stored, queued and processed by the workers (who classify them and send
+nothing), so the receiver is measured while the workers share the machine. Answered calls, not
+missed ones: a text per webhook at 100/s would measure the text path, which phase 2 does.
+Phase 2, text back: missed calls at --call-rate for --duration, each from a caller the sandbox
+knows (its own contact: the per-caller cooldown would skip repeats). Latency is from the moment the
+webhook is sent to the moment the sandbox records POST /conversations/messages (its dateAdded, ms
+resolution, same clock). Every call must produce exactly one text.
+Phase 3, ceiling: closed loop, --clients keep-alive clients for --ceiling-seconds against the bare
+endpoint, then against ours (answered calls again, each unique so each is a real insert), once with
+the workers processing what arrives and once with them paused (SIGSTOP), the receiver alone.
+
+Every phase prints where the CPU went (per process group, and what the rest of the machine used:
+on a shared machine other work skews every figure). Logs, per-request CSVs and the report are kept
+in --run-dir (a temporary directory by default).
+
+HighLevel's 100 requests / 10 s per location would cap phase 2 at about 3 texts/s per location
+(each text also reads the contact and its opportunities), so both the sandbox's limit and our
+client's limiter (GHL_RATE_LIMIT) are lifted for the run: this measures our pipeline, not HighLevel's
+limit. The daily cap is raised to its maximum on the three locations for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import fcntl
+import hashlib
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cpu import cpu_sample, describe_cpu
+from benchmarks.loadgen import CeilingResult, Sent, closed_loop, open_loop, percentile
+from benchmarks.stack import Stack, free_port
+from benchmarks.webhook_payloads import (
+    CallerArea,
+    CallerRef,
+    Signer,
+    answered_call,
+    caller_numbers,
+    missed_call,
+    pick_caller_area,
+)
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/h_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+# Both rate limits are lifted to this for the run (requests per window).
+LIFTED_RATE_LIMIT = 1_000_000
+MAX_DAILY_CAP = 10_000
+ACK_CALLERS_PER_LOCATION = 20
+# Webhooks/s our endpoint could reach at most in phase 3, to size its sets of unique webhooks.
+CEILING_RATE_ALLOWANCE = 800
+TARGET_ACK_P99_MS = 50.0
+TARGET_SEND_P50_MS = 150.0
+TARGET_SEND_P99_MS = 1000.0
+TARGET_INGEST_SHARE = 0.5
+# Environment variables that must not leak from the caller's shell into the stack.
+_SCRUBBED_PREFIXES = ("GHL_", "TEXTBACK_", "SANDBOX_")
+_SCRUBBED = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "PUBLIC_BASE_URL",
+             "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"}
+
+
+# --- Setup ----------------------------------------------------------------------------------------
+
+
+def reset_database(url: str, *, allow_any_name: bool) -> str:
+    """Empty the benchmark's database and migrate it; returns the SQLAlchemy URL.
+
+    Raises:
+        SystemExit: the database's name does not say it is a benchmark's and `allow_any_name` is False.
+    """
+    from sqlalchemy import create_engine, make_url, text
+
+    from integration.config import normalize_database_url
+    from integration.migrate import upgrade
+
+    url = normalize_database_url("DATABASE_URL", url)
+    name = make_url(url).database or ""
+    if "bench" not in Path(name).name and not allow_any_name:
+        raise SystemExit(f"refusing to wipe database {name!r}: its name does not contain 'bench' "
+                         "(pass --wipe-database if it is yours to wipe)")
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    elif url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    upgrade(url)
+    return url
+
+
+def stack_environment(*, database_url: str, redis_url: str, instance: Path, app_url: str,
+                      sandbox_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
+    env.update(TEXTBACK_ENV="development", DATABASE_URL=database_url, REDIS_URL=redis_url,
+               TEXTBACK_INSTANCE_PATH=str(instance), PUBLIC_BASE_URL=app_url, TEXTBACK_SANDBOX_URL=sandbox_url,
+               GHL_RATE_LIMIT=str(LIFTED_RATE_LIMIT), PYTHONUNBUFFERED="1")
+    return env
+
+
+@dataclass
+class Urls:
+    app: str
+    bare: str
+    sandbox: str
+
+
+def start_stack(stack: Stack, args: argparse.Namespace, urls: Urls) -> None:
+    gunicorn = ["--workers", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "30",
+                # Several gunicorns share this machine: no control socket in ~/.gunicorn to fight over.
+                "--no-control-socket"]
+    stack.spawn("sandbox", ["-m", "integration.cli", "sandbox", "--port", str(urlsplit(urls.sandbox).port),
+                            "--webhook-url", f"{urls.app}/webhooks/ghl"])
+    stack.wait_http("sandbox", f"{urls.sandbox}/_sandbox/config")
+    stack.spawn("web", ["-m", "gunicorn", "integration.wsgi:app", "--bind", urlsplit(urls.app).netloc, *gunicorn])
+    stack.spawn("bare", ["-m", "gunicorn", "benchmarks.bare_endpoint:app", "--bind", urlsplit(urls.bare).netloc,
+                         *gunicorn])
+    for number in range(args.workers):
+        # One maintenance loop (sweeper, periodic jobs) is enough; the others only run jobs.
+        stack.spawn(f"worker{number + 1}", ["-m", "workers", *(["--no-maintenance"] if number else [])],
+                    nice=args.worker_nice)
+    stack.wait_http("web", f"{urls.app}/healthz")
+    stack.wait_http("bare", f"{urls.bare}/healthz")
+
+
+def install_seed_locations(urls: Urls, location_ids: list[str]) -> None:
+    """The real consent dance per sub-account: our /oauth/install, the sandbox's consent page, our callback."""
+    for location_id in location_ids:
+        browser = requests.Session()
+        start = browser.get(f"{urls.app}/oauth/install", allow_redirects=False, timeout=30)
+        if start.status_code != 302:
+            raise RuntimeError(f"/oauth/install answered {start.status_code}")
+        consent = urlsplit(start.headers["Location"])
+        form = {key: values[0] for key, values in parse_qs(consent.query).items()}
+        form.update(choice=f"location:{location_id}", action="install")
+        approved = browser.post(f"{urls.sandbox}{consent.path}", data=form, allow_redirects=False, timeout=30)
+        if approved.status_code != 302:
+            raise RuntimeError(f"the consent page answered {approved.status_code}: {approved.text[:200]}")
+        callback = urlsplit(approved.headers["Location"])
+        finished = browser.get(f"{urls.app}{callback.path}?{callback.query}", allow_redirects=False, timeout=60)
+        if finished.status_code != 302:
+            raise RuntimeError(f"/oauth/callback answered {finished.status_code}: {finished.text[:200]}")
+
+
+def wait_until_live(database, location_ids: list[str], *, timeout: float = 120.0) -> None:
+    from oauth.store import is_location_active
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with database.session() as session:
+            waiting = [loc for loc in location_ids if not is_location_active(session, loc)]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"locations not live after {timeout:.0f} s: {waiting}")
+        time.sleep(0.5)
+
+
+def configure_locations(database, location_ids: list[str], area: CallerArea) -> dict:
+    """Raise the daily cap to its maximum and allow the callers' country; returns the values written."""
+    from integration.models import LocationSettings
+    from integration.textback.settings import effective_settings
+
+    values = {"daily_cap": MAX_DAILY_CAP, "allowed_countries": sorted({"US", "CA", area.region})}
+    effective_settings(location_values=values)  # fails here, not in the workers, if the document is wrong
+    with database.transaction() as session:
+        for location_id in location_ids:
+            row = session.get(LocationSettings, location_id)
+            if row is None:
+                session.add(LocationSettings(location_id=location_id, enabled=True, values=values))
+            else:
+                row.enabled = True
+                row.values = {**(row.values or {}), **values}
+    return values
+
+
+def sandbox_control(urls: Urls, method: str, path: str, body: dict | None = None) -> dict:
+    response = requests.request(method, f"{urls.sandbox}/_sandbox/{path}", json=body, timeout=60)
+    if not response.ok:
+        raise RuntimeError(f"sandbox {method} {path} -> {response.status_code}: {response.text[:200]}")
+    return response.json()
+
+
+def create_callers(urls: Urls, location_ids: list[str], numbers: list[str], *, outcome: str) -> list[CallerRef]:
+    """Each number calls one of the locations (round robin) in the sandbox: a contact, a conversation, a call.
+
+    The sandbox's own webhooks are switched off meanwhile; the benchmark sends the calls' webhooks itself.
+    """
+    def place(index_number: tuple[int, str]) -> CallerRef:
+        index, number = index_number
+        location_id = location_ids[index % len(location_ids)]
+        placed = sandbox_control(urls, "POST", "calls", {"locationId": location_id, "from": number,
+                                                         "outcome": outcome})
+        return CallerRef(location_id, placed["contactId"], placed["conversationId"], placed["messageId"])
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return list(pool.map(place, enumerate(numbers)))
+
+
+# --- Measuring ------------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def planned_at(start_wall: float, index: int, rate: float) -> datetime:
+    return datetime.fromtimestamp(start_wall + index / rate, UTC)
+
+
+def signed_schedule(build, count: int) -> tuple[float, list[tuple[bytes, dict[str, str]]]]:
+    """(start_wall, requests) where request i is `build(i, start_wall)`: stamped with the instant it will be sent.
+
+    The start is planned far enough ahead for the signing to finish, so no webhook claims a call time
+    in the future of its own delivery (the text-back guards treat that as a call still to come).
+    """
+    margin = 1.0 + count * 0.0005
+    while True:
+        start_wall = time.time() + margin
+        batch = [build(index, start_wall) for index in range(count)]
+        if time.time() < start_wall - 0.2:
+            return start_wall, batch
+        margin *= 2
+
+
+def pending_events(database) -> int:
+    from sqlalchemy import func, select
+
+    from integration.models import WebhookEvent
+
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(WebhookEvent)
+                              .where(WebhookEvent.status.in_(("pending", "processing")))) or 0
+
+
+def wait_for_drain(database, stack: Stack, *, timeout: float) -> float:
+    """Seconds until the inbox has nothing pending or processing (timeout: returns what it waited)."""
+    started = time.monotonic()
+    while pending_events(database) and time.monotonic() - started < timeout:
+        stack.check_alive()
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+@dataclass
+class AckStats:
+    sent: int
+    statuses: Counter
+    latencies: list[float]
+    slips: list[float]
+    span: float
+
+    @classmethod
+    def of(cls, results: list[Sent]) -> AckStats:
+        statuses = Counter(r.status if r.status is not None else r.error for r in results)
+        span = max(r.finished for r in results) - min(r.started for r in results)
+        return cls(len(results), statuses, [r.latency for r in results if r.status == 200],
+                   [r.slip for r in results], span)
+
+    def lines(self, rate: float) -> list[str]:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items(), key=str))
+        return [
+            f"  sent {self.sent} at {rate:g}/s; answers {answers}; achieved {self.sent / self.span:.1f}/s",
+            f"  ack latency (send -> answer, 200s): p50 {ms(percentile(self.latencies, .5))}, "
+            f"p99 {ms(percentile(self.latencies, .99))}, max {ms(max(self.latencies, default=float('nan')))}",
+            f"  load generator slip (due -> sent): p99 {ms(percentile(self.slips, .99))}, "
+            f"max {ms(max(self.slips))}",
+        ]
+
+
+@dataclass
+class TextStats:
+    calls: int
+    texted_once: int
+    texted_twice: int
+    latencies: list[float]
+    first_send: float
+    last_text: float
+    outcomes: Counter = field(default_factory=Counter)
+
+    @property
+    def throughput(self) -> float:
+        return self.texted_once / max(self.last_text - self.first_send, 1e-9)
+
+
+def collect_texts(urls: Urls, sent_at: dict[str, float]) -> dict[str, list[float]]:
+    """contactId -> wall-clock times (epoch seconds) the sandbox recorded our texts to that contact."""
+    texts: dict[str, list[float]] = {}
+    for message in sandbox_control(urls, "GET", "messages")["messages"]:
+        if message["contactId"] in sent_at:
+            stamp = datetime.fromisoformat(message["dateAdded"].replace("Z", "+00:00")).timestamp()
+            texts.setdefault(message["contactId"], []).append(stamp)
+    return texts
+
+
+def missed_call_outcomes(database, contact_ids: set[str]) -> Counter:
+    from sqlalchemy import select
+
+    from integration.textback.models import MissedCall
+
+    with database.session() as session:
+        rows = session.execute(select(MissedCall.contact_id, MissedCall.status, MissedCall.outcome)).all()
+    return Counter(f"{status}: {(outcome or '')[:70]}" for contact, status, outcome in rows if contact in contact_ids)
+
+
+def save_results(path: Path, results: list[Sent]) -> None:
+    """One CSV line per request (index, due/started/finished relative to the first due time, status)."""
+    origin = min(r.due for r in results)
+    lines = ["index,due_s,started_s,finished_s,latency_ms,status"]
+    lines += [f"{r.index},{r.due - origin:.4f},{r.started - origin:.4f},{r.finished - origin:.4f},"
+              f"{r.latency * 1000:.2f},{r.status or r.error}" for r in results]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def database_transactions(database) -> int | None:
+    """Transactions committed or rolled back in the benchmark's database so far (PostgreSQL's statistics)."""
+    from sqlalchemy import text
+
+    if database.engine.dialect.name != "postgresql":
+        return None
+    with database.session() as session:
+        return session.execute(text("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                                    "WHERE datname = current_database()")).scalar_one()
+
+
+def deferred_calls(database) -> int:
+    """Missed-call webhooks whose text was deferred (quiet hours, a delay) instead of sent at once."""
+    from sqlalchemy import func, select
+
+    from integration.models import WebhookEvent
+
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(WebhookEvent)
+                              .where(WebhookEvent.status_reason.like("missed call %: deferred%"))) or 0
+
+
+def wait_for_texts(urls: Urls, database, stack: Stack, sent_at: dict[str, float], *, quiet_for: float = 20.0,
+                   timeout: float = 300.0) -> TextStats:
+    """Poll the sandbox until every call has its text, or nothing new arrived for `quiet_for` seconds."""
+    started = last_progress = time.monotonic()
+    count = -1
+    while True:
+        texts = collect_texts(urls, sent_at)
+        if len(texts) != count:
+            count, last_progress = len(texts), time.monotonic()
+        if count == len(sent_at) or time.monotonic() - last_progress > quiet_for \
+                or time.monotonic() - started > timeout:
+            break
+        stack.check_alive()
+        time.sleep(0.5)
+    time.sleep(1.0)  # a duplicate would show up right after the first text
+    texts = collect_texts(urls, sent_at)
+    latencies = [min(stamps) - sent_at[contact] for contact, stamps in texts.items()]
+    stats = TextStats(calls=len(sent_at), texted_once=sum(1 for s in texts.values() if len(s) == 1),
+                      texted_twice=sum(1 for s in texts.values() if len(s) > 1), latencies=latencies,
+                      first_send=min(sent_at.values()),
+                      last_text=max((max(s) for s in texts.values()), default=time.time()))
+    if stats.texted_once != stats.calls:
+        stats.outcomes = missed_call_outcomes(database, set(sent_at))
+    return stats
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# --- The run --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of phases 1 and 2 (default 60)")
+    parser.add_argument("--ack-rate", type=float, default=100.0, help="webhooks/s in phase 1 (default 100)")
+    parser.add_argument("--call-rate", type=float, default=20.0, help="missed calls/s in phase 2 (default 20)")
+    parser.add_argument("--rate", type=float, default=None, help="shorthand: set both --ack-rate and --call-rate")
+    parser.add_argument("--ceiling-seconds", type=float, default=15.0, help="phase 3 window per endpoint")
+    parser.add_argument("--clients", type=int, default=32, help="phase 3 concurrent clients (default 32)")
+    parser.add_argument("--client-processes", type=int, default=2, help="processes the phase 3 clients run in")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn --workers for both endpoints")
+    parser.add_argument("--web-threads", type=int, default=4, help="gunicorn --threads for both endpoints")
+    parser.add_argument("--workers", type=int, default=2, help="`python -m workers` processes (default 2)")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="run the workers at this nice level (web keeps priority on a saturated machine)")
+    parser.add_argument("--senders", type=int, default=160,
+                        help="open-loop sender threads (enough to hold the rate through 1.5 s answers at 100/s)")
+    parser.add_argument("--phases", default="1,2,3", help="which phases to run (default 1,2,3)")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    parser.add_argument("--wipe-database", action="store_true",
+                        help="allow wiping a database whose name does not contain 'bench'")
+    parser.add_argument("--run-dir", type=Path, default=None, help="where logs and the instance go (default: temp)")
+    args = parser.parse_args(argv)
+    if args.rate is not None:
+        args.ack_rate = args.call_rate = args.rate
+    args.phases = {int(p) for p in args.phases.split(",") if p.strip()}
+    return args
+
+
+def exclusive_run(database_url: str, redis_url: str):
+    """Hold a lock for this database and Redis db, or exit: a second run would wipe them under the first one."""
+    lock_path = Path(tempfile.gettempdir()) / (
+        "textback-bench-" + hashlib.sha256(f"{database_url} {redis_url}".encode()).hexdigest()[:16] + ".lock")
+    handle = open(lock_path, "w")  # noqa: SIM115 - held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SystemExit(f"another benchmark run is using {database_url} and {redis_url} (lock {lock_path})") from None
+    return handle
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    lock = exclusive_run(args.database_url, args.redis_url)
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="textback-bench-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_term(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    stack = Stack(run_dir, {})
+    try:
+        return run(args, run_dir, stack)
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping every process", flush=True)
+        return 130
+    finally:
+        stack.stop()
+        lock.close()
+        print(f"logs: {run_dir}", flush=True)
+
+
+def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
+    import redis
+
+    from integration.config import load_settings
+    from integration.db import Database
+    from integration.sandbox.seed import SEED_LOCATION_IDS
+
+    out: list[str] = []
+
+    def say(line: str = "") -> None:
+        out.append(line)
+        print(line, flush=True)
+
+    instance = run_dir / "instance"
+    urls = Urls(app=f"http://127.0.0.1:{free_port()}", bare=f"http://127.0.0.1:{free_port()}",
+                sandbox=f"http://127.0.0.1:{free_port()}")
+    database_url = reset_database(args.database_url, allow_any_name=args.wipe_database)
+    redis.Redis.from_url(args.redis_url).flushdb()
+    stack.env = stack_environment(database_url=database_url, redis_url=args.redis_url, instance=instance,
+                                  app_url=urls.app, sandbox_url=urls.sandbox)
+    load_settings(stack.env)  # generate the instance's secrets and sandbox keys once, before any child races for them
+    database = Database()
+    database.configure(database_url)
+    locations = list(SEED_LOCATION_IDS)
+
+    budget = timedelta(seconds=args.duration * 2 + 600)
+    area = pick_caller_area(datetime.now(UTC), span=budget)
+    start_stack(stack, args, urls)
+    sandbox_control(urls, "POST", "config", {"rate_limit": LIFTED_RATE_LIMIT, "daily_limit": LIFTED_RATE_LIMIT})
+    install_seed_locations(urls, locations)
+    wait_until_live(database, locations)
+    settings_values = configure_locations(database, locations, area)
+
+    calls = int(args.call_rate * args.duration) if 2 in args.phases else 0
+    numbers = caller_numbers(area, calls + ACK_CALLERS_PER_LOCATION * len(locations), seed=int(time.time()))
+    sandbox_control(urls, "POST", "config", {"webhook_events": []})
+    missed_callers = create_callers(urls, locations, numbers[:calls], outcome="no-answer")
+    ack_callers = create_callers(urls, locations, numbers[calls:], outcome="answered")
+    sandbox_control(urls, "POST", "config", {"webhook_events": None})
+    wait_for_drain(database, stack, timeout=60)
+    signer = Signer(instance)
+    sessions = {child.process.pid: child.name for child in stack.children}
+
+    def sample():
+        return cpu_sample(sessions, database_name=database.engine.url.database)
+
+    say(f"TextBack webhook pipeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    say(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    say(f"web: gunicorn integration.wsgi:app --workers {args.web_workers} --threads {args.web_threads}; "
+        f"bare: gunicorn benchmarks.bare_endpoint:app (same settings); {args.workers} x python -m workers"
+        f"{f' (nice {args.worker_nice})' if args.worker_nice else ''}; "
+        f"sandbox: python -m integration.cli sandbox")
+    say(f"database: {database.engine.url.render_as_string(hide_password=True)}; redis: {args.redis_url}")
+    say(f"rate limits LIFTED for this run: sandbox rate_limit={LIFTED_RATE_LIMIT}/10 s, "
+        f"GHL_RATE_LIMIT={LIFTED_RATE_LIMIT} (this measures our pipeline, not HighLevel's 100/10 s per location)")
+    say(f"locations: the 3 seed sub-accounts, installed via consent + callback; settings {settings_values}")
+    say(f"callers: area code {area.area_code} ({', '.join(area.zones)}), inside quiet-hours windows for the run")
+    say("webhooks: InboundMessage CALL payloads as the sandbox builds them, Ed25519-signed (x-ghl-signature)")
+    say()
+
+    rows: list[tuple[str, str, str, str]] = []
+    ack: AckStats | None = None
+    if 1 in args.phases:
+        total = int(args.ack_rate * args.duration)
+        start_wall, batch = signed_schedule(
+            lambda i, start: signer.request(answered_call(ack_callers, i, at=planned_at(start, i, args.ack_rate))),
+            total)
+        say(f"phase 1: acknowledgement, {args.ack_rate:g} webhooks/s for {args.duration:g} s "
+            f"(answered calls: stored, queued and processed by the workers; no text)")
+        before = sample()
+        results = open_loop(f"{urls.app}/webhooks/ghl", batch, rate=args.ack_rate, start_wall=start_wall,
+                            senders=args.senders)
+        save_results(run_dir / "phase1_acks.csv", results)
+        ack = AckStats.of(results)
+        after = sample()
+        for line in ack.lines(args.ack_rate):
+            say(line)
+        for line in describe_cpu(before, after):
+            say(f"  {line}")
+        drained = wait_for_drain(database, stack, timeout=600)
+        say(f"  workers' backlog drained {drained:.1f} s after the last webhook")
+        p99 = percentile(ack.latencies, .99)
+        rows.append((f"ack p50 / p99 at {args.ack_rate:g}/s", f"{ms(percentile(ack.latencies, .5))} / {ms(p99)}",
+                     f"p99 <= {TARGET_ACK_P99_MS:g} ms",
+                     verdict(p99 * 1000 <= TARGET_ACK_P99_MS and ack.statuses.get(200) == ack.sent)))
+        rows.append(("ingest rate held (phase 1)", f"{ack.sent / ack.span:.1f}/s", "", ""))
+        say()
+
+    texts: TextStats | None = None
+    if 2 in args.phases:
+        start_wall, batch = signed_schedule(
+            lambda i, start: signer.request(missed_call(missed_callers[i], at=planned_at(start, i, args.call_rate))),
+            len(missed_callers))
+        say(f"phase 2: text back, {args.call_rate:g} missed calls/s for {args.duration:g} s "
+            f"({calls} distinct callers over {len(locations)} locations)")
+        before, transactions_before = sample(), database_transactions(database)
+        results = open_loop(f"{urls.app}/webhooks/ghl", batch, rate=args.call_rate, start_wall=start_wall,
+                            senders=args.senders)
+        save_results(run_dir / "phase2_acks.csv", results)
+        sent_at = {missed_callers[r.index].contact_id: r.sent_wall for r in results}
+        texts = wait_for_texts(urls, database, stack, sent_at)
+        after = sample()
+        call_acks = AckStats.of(results)
+        for line in call_acks.lines(args.call_rate):
+            say(line)
+        say(f"  texts: {texts.texted_once} of {texts.calls} calls texted exactly once, "
+            f"{texts.texted_twice} texted more than once, {texts.calls - len(texts.latencies)} not texted")
+        lat = texts.latencies
+        say(f"  webhook sent -> send request recorded at the sandbox: p50 {ms(percentile(lat, .5))}, "
+            f"p99 {ms(percentile(lat, .99))}, max {ms(max(lat, default=float('nan')))}")
+        say(f"  text throughput: {texts.throughput:.1f}/s sustained (first webhook to last text); "
+            f"deferred instead of sent at once: {deferred_calls(database)}")
+        if transactions_before is not None:
+            time.sleep(1.0)  # PostgreSQL publishes its counters about every half second
+            per_call = (database_transactions(database) - transactions_before) / max(calls, 1)
+            say(f"  database transactions per missed call (all processes, incl. the echo webhook): {per_call:.1f}")
+        for line in describe_cpu(before, after):
+            say(f"  {line}")
+        for outcome, count in texts.outcomes.most_common(8):
+            say(f"    missed calls {outcome!r}: {count}")
+        p50, p99 = percentile(lat, .5), percentile(lat, .99)
+        rows.append((f"webhook -> send p50 at {args.call_rate:g}/s", ms(p50), f"<= {TARGET_SEND_P50_MS:g} ms",
+                     verdict(p50 * 1000 <= TARGET_SEND_P50_MS)))
+        rows.append((f"webhook -> send p99 at {args.call_rate:g}/s", ms(p99), f"<= {TARGET_SEND_P99_MS:g} ms",
+                     verdict(p99 * 1000 <= TARGET_SEND_P99_MS)))
+        rows.append(("webhook -> send max", ms(max(lat, default=float("nan"))), "", ""))
+        rows.append(("texts == calls (exactly once)", f"{texts.texted_once} / {texts.calls}", "equal",
+                     verdict(texts.texted_once == texts.calls)))
+        rows.append(("text throughput (phase 2)", f"{texts.throughput:.1f}/s", "", ""))
+        say()
+
+    if 3 in args.phases:
+        wait_for_drain(database, stack, timeout=600)
+        say(f"phase 3: ceiling, closed loop, {args.clients} keep-alive clients in {args.client_processes} "
+            f"processes, {args.ceiling_seconds:g} s per run; ours twice: with the workers processing what "
+            f"arrives, and with them paused (SIGSTOP) so the receiver has the machine alone")
+        # Every webhook of a run against our endpoint is new (a duplicate would skip the insert). The bare
+        # endpoint keeps nothing, so it reuses the first set.
+        per_process = int((args.ceiling_seconds + 5) * CEILING_RATE_ALLOWANCE / args.client_processes)
+        start_wall = time.time()
+
+        def request_sets(run_number: int) -> list[list[tuple[bytes, dict[str, str]]]]:
+            first = run_number * args.client_processes * per_process
+            return [[signer.request(answered_call(ack_callers, first + n * per_process + i,
+                                                  at=datetime.fromtimestamp(start_wall, UTC)))
+                     for i in range(per_process)] for n in range(args.client_processes)]
+
+        runs = (("bare (verify + 200)", urls.bare, 0, False),
+                ("ours, workers running", urls.app, 0, False),
+                ("ours, workers paused", urls.app, 1, True))
+        ceilings: dict[str, CeilingResult] = {}
+        for name, url, set_number, pause in runs:
+            sets = request_sets(set_number)
+            wait_for_drain(database, stack, timeout=600)
+            before = sample()
+            with stack.paused("worker") if pause else contextlib.nullcontext():
+                result = closed_loop(f"{url}/webhooks/ghl", sets, clients=args.clients, seconds=args.ceiling_seconds)
+            after = sample()
+            ceilings[name] = result
+            answers = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items(), key=str))
+            wrapped = " (WARNING: request set wrapped; raise CEILING_RATE_ALLOWANCE)" \
+                if url == urls.app and sum(result.statuses.values()) > per_process * args.client_processes else ""
+            say(f"  {name}: {result.rate:.0f}/s (answers {answers}); latency p50 "
+                f"{ms(percentile(result.latencies, .5))}, p99 {ms(percentile(result.latencies, .99))}{wrapped}")
+            for line in describe_cpu(before, after):
+                say(f"    {line}")
+        bare = ceilings[runs[0][0]]
+        rows.append(("bare endpoint ceiling", f"{bare.rate:.0f}/s", "", ""))
+        for name, _, _, _ in runs[1:]:
+            share = ceilings[name].rate / bare.rate if bare.rate else float("nan")
+            rows.append((f"{name}: ceiling / bare", f"{ceilings[name].rate:.0f}/s = {share:.0%}",
+                         f">= {TARGET_INGEST_SHARE:.0%}", verdict(share >= TARGET_INGEST_SHARE)))
+        say()
+
+    say(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    say()
+    width = max(len(r[0]) for r in rows) if rows else 10
+    say(f"{'metric':<{width}}  {'measured':>22}  {'target':<16} verdict")
+    for metric, value, target, result in rows:
+        say(f"{metric:<{width}}  {value:>22}  {target:<16} {result}")
+    (run_dir / "report.txt").write_text("\n".join(out) + "\n")
+    database.dispose()
+    return 0 if all(r[3] != "MISS" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
