@@ -125,8 +125,10 @@ def alert_on_call(ctx: CrmContext, action: CrmAction) -> Done:
     if recipient is None or not recipient.get("id"):
         raise Failed(f"no contact in HighLevel has the on-call number {number}; add one so TextBack can text it")
     caller = ctx.client.get_contact(lead.location_id, lead.contact_id)
-    body = (f"TextBack: {first_name(caller)} ({caller.get('phone') or lead.caller_number}) replied to the "
-            f"missed-call text: \"{excerpt(lead.reply_body, 120)}\". Please call them back.")
+    name, phone = first_name(caller), str(caller.get("phone") or lead.caller_number or "")
+    who = name if name == phone or not phone else f"{name} ({phone})"
+    body = (f"TextBack: {who} replied to the missed-call text: \"{excerpt(lead.reply_body, 120)}\". "
+            "Please call them back.")
     if action.maybe_done:
         sent = _already_sent(ctx, lead.location_id, recipient_id=str(recipient["id"]), body=body,
                              after=action.created_at)

@@ -16,6 +16,10 @@ OPT_OUT_PHRASES = frozenset({
     "stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "revoke", "opt out", "optout",
     "opt-out", "remove", "remove me", "stop texting", "stop texting me", "do not text", "dont text",
     "don't text", "do not text me", "no more texts", "leave me alone",
+    # Obvious variants people type.
+    "stop it", "stop all texts", "stop texts", "stop sms", "stop messaging me", "stop messages", "stop contacting me",
+    "unsubscribe me", "opt me out", "opt out please", "end all", "quit all", "cancel all", "cancel texts",
+    "revoke consent", "unsub",
 })
 # Carrier keywords that undo an opt-out.
 OPT_IN_PHRASES = frozenset({"start", "unstop", "resume"})
@@ -36,4 +40,5 @@ def _phrase(body: str | None) -> str:
     if not body:
         return ""
     text = " ".join(_PUNCTUATION.sub(" ", body.lower()).split())
+    text = re.sub(r"^(please|pls|ok|okay)\s+", "", text)
     return re.sub(r"\s+(please|pls|now|thanks|thank you)$", "", text)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq import SimpleWorker
@@ -23,9 +25,11 @@ from sqlalchemy import select
 from integration.crm.models import CrmAction, CrmLead
 from integration.crm.runner import CrmActionRunner
 from integration.extensions import db, get_redis
+from integration.models import WebhookEvent
 from integration.sandbox.seed import SEED_MISSED_CALL_PIPELINE_IDS, stage_id
 from tests.textback.conftest import ACME
 from workers.crm import schedule_action
+from workers.jobs import process_event
 from workers.queues import DEFAULT_QUEUE, SERIALIZER, WEBHOOKS_QUEUE, get_queue
 
 MISSED_CALL_PIPELINE = SEED_MISSED_CALL_PIPELINE_IDS[ACME]
@@ -73,6 +77,25 @@ class Story:
         self.settle()
         return delivery
 
+    def held(self, action: str, *args) -> dict:
+        """Do a sandbox action ("place_call", "reply") whose webhook reaches our inbox but is not run yet."""
+        result = getattr(self.sandbox, action)(ACME, *args)
+        assert self.sandbox.wait_for_delivery(result["webhookId"])["state"] == "delivered"
+        return result
+
+    def deliver_held(self, payload: dict) -> str:
+        """Deliver an arbitrary webhook to our inbox without running it; its webhookId."""
+        delivery = self.sandbox.control("POST", "webhooks", {"payload": payload})
+        assert delivery["state"] == "delivered", delivery
+        return delivery["webhookId"]
+
+    def process(self, webhook_id: str) -> str:
+        """Run one stored webhook now, ahead of whatever else is queued (to play events out of order)."""
+        with db.session() as session:
+            event_id = session.scalar(select(WebhookEvent.id).where(WebhookEvent.dedupe_key == webhook_id))
+        assert event_id is not None, f"webhook {webhook_id} is not in the inbox"
+        return process_event(event_id)
+
     def settle(self, *, timeout: float = 30.0) -> None:
         """Deliver every webhook, run every job they cause, until nothing new happens."""
         deadline = time.monotonic() + timeout
@@ -104,6 +127,20 @@ class Story:
                 opportunities=[copy.deepcopy(o) for o in world.opportunities.values()
                                if o["contactId"] == contact_id],
             )
+
+
+def person_text(placed: dict, body: str, *, user_id: str | None, seconds_after: float = 1.0,
+                message_id: str | None = None) -> dict:
+    """An OutboundMessage SMS sent in the caller's conversation by a person (a userId) or, without one, a workflow."""
+    when = datetime.now(UTC) + timedelta(seconds=seconds_after)
+    payload = {"type": "OutboundMessage", "locationId": ACME, "attachments": [], "body": body,
+               "contactId": placed["contactId"], "contentType": "text/plain",
+               "conversationId": placed["conversationId"], "dateAdded": when.isoformat().replace("+00:00", "Z"),
+               "direction": "outbound", "messageType": "SMS", "source": "app" if user_id else "workflow",
+               "status": "delivered", "messageId": message_id or f"person{uuid.uuid4().hex[:14]}"}
+    if user_id:
+        payload["userId"] = user_id
+    return payload
 
 
 def lead_of(contact_id: str) -> CrmLead | None:
