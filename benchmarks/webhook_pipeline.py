@@ -116,6 +116,22 @@ def reset_database(url: str, *, allow_any_name: bool) -> str:
     return url
 
 
+def code_version() -> str:
+    """The commit the stack runs, and whether the working tree had uncommitted changes (others' work in progress)."""
+    import subprocess
+
+    def git(*argv: str) -> str:
+        try:
+            answer = subprocess.run(["git", *argv], capture_output=True, text=True, timeout=10, check=False)
+        except OSError:
+            return ""
+        return answer.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line.strip()]
+    return f"{head}" + (f" + {len(changed)} uncommitted changed file(s) in the working tree" if changed else "")
+
+
 def stack_environment(*, database_url: str, redis_url: str, instance: Path, app_url: str,
                       sandbox_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
@@ -506,7 +522,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         return cpu_sample(sessions, database_name=database.engine.url.database)
 
     say(f"TextBack webhook pipeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    say(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    say(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; code: {code_version()}")
     say(f"web: gunicorn integration.wsgi:app --workers {args.web_workers} --threads {args.web_threads}; "
         f"bare: gunicorn benchmarks.bare_endpoint:app (same settings); {args.workers} x python -m workers"
         f"{f' (nice {args.worker_nice})' if args.worker_nice else ''}; "
