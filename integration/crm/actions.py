@@ -58,13 +58,17 @@ def claim(database: Database, action_id: int, *, now: datetime, lease: timedelta
 
 def finish(database: Database, action_id: int, *, status: str, outcome: str, now: datetime,
            result_id: str | None = None, error: str | None = None) -> bool:
-    """Record a final outcome with its readable reason; False if this worker no longer held the action."""
+    """Record a final outcome with its readable reason; False if this worker no longer held the action.
+
+    `last_error` keeps the last failure of an action that then succeeded: what it went through.
+    """
     assert status in CrmAction.FINAL
     with database.transaction() as session:
         return session.execute(
             update(CrmAction).where(CrmAction.id == action_id, CrmAction.status == CrmAction.RUNNING).values(
-                status=status, outcome=outcome[:2000], result_id=result_id, last_error=error, lease_until=None,
-                next_attempt_at=None, finished_at=now, updated_at=now,
+                status=status, outcome=outcome[:2000], result_id=result_id,
+                last_error=error[:2000] if error else CrmAction.last_error, lease_until=None, next_attempt_at=None,
+                finished_at=now, updated_at=now,
             )
         ).rowcount == 1
 
