@@ -10,18 +10,19 @@ a shared machine includes other people's test runs and skews every figure.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["CpuSample", "cpu_sample", "describe_cpu"]
+__all__ = ["CpuSample", "CpuTimeline", "cpu_sample", "describe_cpu"]
 
 LOAD_GENERATOR = "load generator"
 
 
 @dataclass(frozen=True)
 class CpuSample:
-    """Busy CPU seconds of the machine and of each group, at one instant."""
+    """Busy CPU seconds of the machine and of each group, at one instant (`at`: time.perf_counter())."""
 
     at: float
     machine_busy: float
@@ -68,7 +69,7 @@ def cpu_sample(sessions: dict[int, str], *, database_name: str | None = None) ->
     with open("/proc/stat") as handle:
         values = [int(v) for v in handle.readline().split()[1:]]
     idle = values[3] + values[4]
-    return CpuSample(time.monotonic(), (sum(values) - idle) / ticks, groups, os.getloadavg())
+    return CpuSample(time.perf_counter(), (sum(values) - idle) / ticks, groups, os.getloadavg())
 
 
 def describe_cpu(before: CpuSample, after: CpuSample) -> list[str]:
@@ -82,3 +83,45 @@ def describe_cpu(before: CpuSample, after: CpuSample) -> list[str]:
     return [f"cpu (cores): machine busy {busy:.2f} of {os.cpu_count()}, load avg {after.load[0]:.2f}",
             f"  {parts}",
             f"  everything else (other processes on the machine): {max(busy - ours, 0.0):.2f}"]
+
+
+class CpuTimeline:
+    """Samples `cpu_sample` every `interval` seconds on a background thread, to line stalls up with CPU use.
+
+        with CpuTimeline(sample) as timeline:
+            ...
+        timeline.cores_between(t0, t1)  # {group: cores, "machine": cores} over that stretch (perf_counter times)
+    """
+
+    def __init__(self, sample, *, interval: float = 1.0) -> None:
+        self._sample = sample
+        self._interval = interval
+        self.samples: list[CpuSample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-timeline", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self._sample())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> CpuTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self._sample())
+
+    def cores_between(self, start: float, end: float) -> dict[str, float]:
+        """Average cores per group (and "machine", "everything else") between two time.perf_counter() instants."""
+        inside = [s for s in self.samples if start - self._interval <= s.at <= end + self._interval]
+        if len(inside) < 2:
+            return {}
+        first, last = inside[0], inside[-1]
+        seconds = max(last.at - first.at, 1e-9)
+        cores = {name: (last.groups[name] - first.groups.get(name, 0.0)) / seconds for name in last.groups}
+        cores["machine"] = (last.machine_busy - first.machine_busy) / seconds
+        cores["everything else"] = max(cores["machine"] - sum(v for k, v in cores.items() if k != "machine"), 0.0)
+        return cores

@@ -54,7 +54,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cpu import cpu_sample, describe_cpu
+from benchmarks.cpu import CpuTimeline, cpu_sample, describe_cpu
 from benchmarks.loadgen import CeilingResult, Sent, closed_loop, open_loop, percentile
 from benchmarks.stack import Stack, free_port
 from benchmarks.webhook_payloads import (
@@ -283,6 +283,40 @@ def wait_for_drain(database, stack: Stack, *, timeout: float) -> float:
         stack.check_alive()
         time.sleep(0.25)
     return time.monotonic() - started
+
+
+def wait_for_quiet(database, stack: Stack, sample, *, timeout: float = 600.0) -> float:
+    """Seconds until the inbox is drained and the stack idles (follow-up jobs, e.g. CRM actions, finished)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        stack.check_alive()
+        before = sample()
+        time.sleep(2.0)
+        after = sample()
+        busy = sum(after.groups[name] - before.groups.get(name, 0.0) for name in after.groups
+                   if name in {c.name for c in stack.children}) / max(after.at - before.at, 1e-9)
+        if busy < 0.1 and not pending_events(database):
+            break
+    return time.monotonic() - started
+
+
+def window_lines(results: list[Sent], timeline: CpuTimeline, *, width: float = 5.0) -> list[str]:
+    """p99 of the acks in each `width`-second stretch: best, median and worst, and the CPU during the worst."""
+    origin = min(r.started for r in results)
+    buckets: dict[int, list[float]] = {}
+    for r in results:
+        if r.status == 200:
+            buckets.setdefault(int((r.started - origin) // width), []).append(r.latency)
+    if len(buckets) < 2:
+        return []
+    p99s = sorted((percentile(v, .99), k) for k, v in buckets.items())
+    worst_p99, worst = p99s[-1]
+    cores = timeline.cores_between(origin + worst * width, origin + (worst + 1) * width)
+    shown = ", ".join(f"{name} {value:.2f}" for name, value in sorted(cores.items(), key=lambda kv: -kv[1])
+                      if value >= 0.05 and name != "machine")
+    return [f"ack p99 per {width:g} s stretch: best {ms(p99s[0][0])}, median {ms(p99s[len(p99s) // 2][0])}, "
+            f"worst {ms(worst_p99)} (at {worst * width:g}-{(worst + 1) * width:g} s)",
+            f"  cpu during the worst stretch (cores): machine {cores.get('machine', float('nan')):.2f}; {shown}"]
 
 
 @dataclass
@@ -545,17 +579,21 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         say(f"phase 1: acknowledgement, {args.ack_rate:g} webhooks/s for {args.duration:g} s "
             f"(answered calls: stored, queued and processed by the workers; no text)")
         before = sample()
-        results = open_loop(f"{urls.app}/webhooks/ghl", batch, rate=args.ack_rate, start_wall=start_wall,
-                            senders=args.senders)
+        with CpuTimeline(sample) as timeline:
+            results = open_loop(f"{urls.app}/webhooks/ghl", batch, rate=args.ack_rate, start_wall=start_wall,
+                                senders=args.senders)
         save_results(run_dir / "phase1_acks.csv", results)
         ack = AckStats.of(results)
         after = sample()
         for line in ack.lines(args.ack_rate):
             say(line)
+        for line in window_lines(results, timeline):
+            say(f"  {line}")
         for line in describe_cpu(before, after):
             say(f"  {line}")
         drained = wait_for_drain(database, stack, timeout=600)
         say(f"  workers' backlog drained {drained:.1f} s after the last webhook")
+        wait_for_quiet(database, stack, sample)
         p99 = percentile(ack.latencies, .99)
         rows.append((f"ack p50 / p99 at {args.ack_rate:g}/s", f"{ms(percentile(ack.latencies, .5))} / {ms(p99)}",
                      f"p99 <= {TARGET_ACK_P99_MS:g} ms",
@@ -607,7 +645,6 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         say()
 
     if 3 in args.phases:
-        wait_for_drain(database, stack, timeout=600)
         say(f"phase 3: ceiling, closed loop, {args.clients} keep-alive clients in {args.client_processes} "
             f"processes, {args.ceiling_seconds:g} s per run; ours twice: with the workers processing what "
             f"arrives, and with them paused (SIGSTOP) so the receiver has the machine alone")
@@ -628,7 +665,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         ceilings: dict[str, CeilingResult] = {}
         for name, url, set_number, pause in runs:
             sets = request_sets(set_number)
-            wait_for_drain(database, stack, timeout=600)
+            wait_for_quiet(database, stack, sample)
             before = sample()
             with stack.paused("worker") if pause else contextlib.nullcontext():
                 result = closed_loop(f"{url}/webhooks/ghl", sets, clients=args.clients, seconds=args.ceiling_seconds)
