@@ -64,7 +64,7 @@ def schedule_action(action_id: int, when: datetime, *, replace_finished: bool = 
     config = get_worker_config()
     job_id = safe_job_id(f"crm-action-{int(action_id)}-{int(when.timestamp() * 1000)}")
     enqueue_run_at(DEFAULT_QUEUE, RUN_JOB, int(action_id), connection=get_redis(), job_id=job_id, when=when,
-                   job_timeout=180, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
+                   job_timeout=360, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
                    replace_finished=replace_finished)
 
 
@@ -153,7 +153,7 @@ def enqueue_due_crm_work(*, now: datetime | None = None, limit: int = 200) -> in
     now = now or utcnow()
     with db.session() as session:
         texted = list(session.scalars(
-            select(MissedCall.id).where(MissedCall.status == MissedCall.SENT,
+            select(MissedCall.id).where(MissedCall.status == MissedCall.SENT, MissedCall.contact_id.is_not(None),
                                         MissedCall.created_at >= now - _LEAD_LOOKBACK,
                                         ~select(CrmLead.id).where(CrmLead.missed_call_id == MissedCall.id).exists())
             .order_by(MissedCall.id).limit(limit)))

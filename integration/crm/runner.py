@@ -71,14 +71,15 @@ class CrmActionRunner:
         schedule: `schedule(action_id, when)` arranges for `run(action_id)` to run at `when`
             (an RQ job in production); the row's next_attempt_at is the durable copy the sweep reads.
         backoff: delays before each retry (the last one repeats); max_attempts: then it fails.
-        lease: how long a running action stays owned before another worker may take it over.
+        lease: how long a running action stays owned before another worker may take it over; longer than
+            an executor's few API calls can take with the client's own retries and rate-limit waits.
         clock: returns the current UTC time.
     """
 
     def __init__(self, *, database: Database, client, gatherer: FactGatherer,
                  schedule: Callable[[int, datetime], None] | None = None,
                  backoff: Sequence[float] = DEFAULT_BACKOFF, max_attempts: int = 6,
-                 lease: timedelta = timedelta(seconds=120), clock: Callable[[], datetime] = utcnow) -> None:
+                 lease: timedelta = timedelta(seconds=300), clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
         self.schedule = schedule
         self.backoff = tuple(backoff) or (0.0,)

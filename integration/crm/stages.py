@@ -36,7 +36,11 @@ def move_stage(ctx: CrmContext, action: CrmAction) -> Done:
         opening = ctx.action_of(lead.id, "opportunity")
         if opening is not None and opening.status in CrmAction.FINAL:
             raise Skipped(f"there is no opportunity to move ({opening.outcome})")
-        raise Waiting("the opportunity is not open yet", delay_seconds=_WAIT_FOR_OPPORTUNITY_SECONDS)
+        # Woken as soon as it opens; until then, look again when its own next attempt is due.
+        delay = _WAIT_FOR_OPPORTUNITY_SECONDS
+        if opening is not None and opening.next_attempt_at is not None:
+            delay = max(delay, (opening.next_attempt_at - ctx.clock()).total_seconds() + 5)
+        raise Waiting("the opportunity is not open yet", delay_seconds=delay)
 
     settings, profile = ctx.settings(lead.location_id).crm, ctx.profile(lead.location_id)
     pipeline_id = lead.pipeline_id or ""

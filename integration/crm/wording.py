@@ -20,8 +20,10 @@ def first_name(contact: Mapping) -> str:
 
 
 def excerpt(text: str | None, limit: int) -> str:
-    """The text on one line, cut at `limit` characters with an ellipsis."""
+    """The text on one line, cut at `limit` characters with an ellipsis ("(no text)" for a picture alone)."""
     line = " ".join(str(text or "").split())
+    if not line:
+        return "(no text)"
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 

@@ -77,3 +77,24 @@ def test_missed_call_reply_booking_and_win_end_up_in_highlevel(story, sandbox):
         "tag": "done", "note": "done", "opportunity": "done", "tag:replied": "done", "stage:replied": "done",
         "task": "done", "stage:booked": "done",
     }
+
+
+def test_the_sandbox_ui_shows_the_contact_tagged_one_opportunity_one_task_and_nothing_after_stop(
+        story, sandbox, set_location_settings):
+    set_location_settings(cooldown_hours=0)  # a second call could be texted: only the STOP prevents it
+    placed = story.call(CALLER)
+    story.reply(CALLER, "Hi, my water heater is leaking")
+    book(placed["contactId"])
+    story.settle()
+    story.reply(CALLER, "STOP")
+    story.call(CALLER)
+
+    html = sandbox.http.get(f"{sandbox.url}/ui/contacts/{placed['contactId']}", timeout=10).text
+    assert '<span class="pill">missed-call</span><span class="pill">missed-call-replied</span>' in html
+    assert html.count("(missed call)<br>") == 1
+    assert '<span class="pill">Booked</span><span class="pill">open</span>' in html
+    assert html.count("<li>Task: ") == 1
+    assert ('replied to missed-call text: &#39;Hi, my water heater is leaking&#39; '
+            '<span class="muted">for Mike Alvarez') in html
+    assert '<span class="pill dnd">SMS DND</span>' in html
+    assert len(texts_to(sandbox, ACME, placed["contactId"])) == 1
