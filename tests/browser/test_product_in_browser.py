@@ -4,26 +4,17 @@ call in the sandbox UI and see exactly one text arrive in the contact's thread."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import expect
 
-from integration import create_app
-from integration.embedded_redis import free_port
 from integration.extensions import db
 from integration.models import LocationSettings
 from integration.sandbox.seed import SEED_LOCATION_IDS
 from integration.textback.phone import parse_caller_number
 
-CHROMIUM = "/usr/bin/chromium"
 ACME = SEED_LOCATION_IDS[0]
 
 # Callers around the world: at any hour one of them is well inside 08:00-21:00 local time, so the
@@ -45,45 +36,6 @@ def test_some_caller_is_always_in_daytime():
         for minute in (0, 30):
             daytime_caller(datetime(2026, 7, 1, hour, minute, tzinfo=UTC))
             daytime_caller(datetime(2026, 12, 1, hour, minute, tzinfo=UTC))
-
-
-@pytest.fixture
-def app_url(sandbox, settings):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(settings.override(public_base_url=url, ghl_api_base=sandbox.url,
-                                       ghl_marketplace_base=sandbox.url))
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    sandbox.configure(webhook_url=f"{url}/webhooks/ghl", redirect_uris=[f"{url}/oauth/callback"],
-                      app_page_url=f"{url}/app")
-    yield url
-    server.shutdown()
-
-
-@pytest.fixture
-def worker(app_url, sandbox, settings):
-    """`python -m workers`, as the Procfile runs it, against the test database and Redis."""
-    env = {"PATH": os.environ["PATH"], "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-           "TEXTBACK_INSTANCE_PATH": settings.instance_path, "PUBLIC_BASE_URL": app_url,
-           "TEXTBACK_SANDBOX_URL": sandbox.url, "LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "workers"], env=env)
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture
-def page():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
 
 
 def test_install_open_the_page_and_text_back_a_missed_call(sandbox, app_url, worker, page):

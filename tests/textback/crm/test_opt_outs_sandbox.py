@@ -80,7 +80,7 @@ def test_stop_suppresses_at_once_and_highlevels_own_dnd_is_not_set_twice(story, 
     assert contact_puts(sandbox, contact_id) == []
 
 
-@pytest.mark.parametrize("word", ["Revoke", "opt out", "Please stop texting me"])
+@pytest.mark.parametrize("word", ["Revoke", "Please stop texting me"])
 def test_an_opt_out_highlevel_ignores_sets_dnd_through_the_api_and_start_lifts_it(story, sandbox, no_cooldown, word):
     placed = story.call(CALLER)
     contact_id = placed["contactId"]
