@@ -199,7 +199,9 @@ def evaluate(facts: CallFacts, settings: TextBackSettings) -> Outcome:
         return Skip(f"no {_PERIOD_LABELS[template_key]} message is set")
 
     zones = _caller_zones(caller, contact, business_tz)
-    earliest = max(now, called_at + timedelta(seconds=settings.delay_seconds))
+    # NOTE: the call's timestamp comes from HighLevel's clock, which may run a little ahead of ours. With
+    # no configured delay that skew must not become a deferral (a scheduler round trip of a second or more).
+    earliest = max(now, called_at + timedelta(seconds=settings.delay_seconds)) if settings.delay_seconds else now
     windows = SendingWindows.build(location_window=settings.quiet_window,
                                    state_rules=_state_rules(settings, caller, contact))
     send_at = next_allowed_time(earliest, zones=zones, windows=windows)

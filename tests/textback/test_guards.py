@@ -168,6 +168,14 @@ def test_delay_defers_from_the_call_time():
     assert isinstance(run(later, delay_seconds=60), Proceed)
 
 
+def test_a_call_stamped_ahead_of_our_clock_is_not_deferred():
+    """HighLevel's clock may run ahead of ours: without a configured delay the text goes now."""
+    ahead = make_facts()
+    ahead = replace(ahead, call=replace(ahead.call, called_at=NOW + timedelta(seconds=3)))
+    assert isinstance(run(ahead), Proceed)
+    assert isinstance(run(ahead, delay_seconds=60), Defer)
+
+
 def test_unknown_number_zone_falls_back_to_contact_then_location():
     toll_free = make_facts(contact={"phone": "+18005550100", "timezone": "America/Denver"})
     assert run(toll_free).caller_zones == ("America/Denver",)
