@@ -6,12 +6,15 @@ operation mutates the World under `state.lock` and delivers its webhooks after r
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import phonenumbers
 
 from integration.sandbox.errors import LOCATION_FORBIDDEN, ApiError, validation_error
-from integration.sandbox.ids import iso
+from integration.sandbox.ids import iso, new_id
 from integration.sandbox.payloads import (
     CALL_OUTCOMES,
+    appointment_event,
     contact_event,
     inbound_call,
     inbound_sms,
@@ -26,6 +29,7 @@ from integration.sandbox.world import World
 __all__ = [
     "STOP_KEYWORDS",
     "CrmError",
+    "book_appointment",
     "emit_events",
     "find_contact_by_phone",
     "install",
@@ -298,3 +302,33 @@ def uninstall_app(state: SandboxState, *, location_id: str | None = None, compan
         else:
             raise CrmError("locationId or companyId is required")
     return emit_events(state, events)
+
+
+def book_appointment(state: SandboxState, *, contact_id: str, start: datetime) -> dict:
+    """A person books the job on the location's first calendar from HighLevel's UI: the appointment is
+    stored and an AppointmentCreate webhook goes out, as when the contractor books it by hand."""
+    if start.tzinfo is None:
+        raise CrmError("the start time needs a time zone")
+    with state.lock:
+        world = state.world
+        contact = world.contacts.get(contact_id)
+        if contact is None:
+            raise CrmError(f"unknown contact {contact_id!r}")
+        calendars = [c for c in world.calendars.values() if c["locationId"] == contact["locationId"]]
+        if not calendars:
+            raise CrmError("this sub-account has no calendar")
+        calendar = calendars[0]
+        team = [m["userId"] for m in calendar.get("teamMembers", [])]
+        now = iso()
+        appointment = {
+            "id": new_id(), "calendarId": calendar["id"], "locationId": contact["locationId"],
+            "contactId": contact_id, "startTime": start.isoformat(),
+            "endTime": (start + timedelta(minutes=calendar.get("slotDuration", 60))).isoformat(),
+            "title": f"Service call with {contact['name'] or contact['phone']}", "meetingLocationType": "custom",
+            "appointmentStatus": "confirmed", "assignedUserId": team[0] if team else "", "address": "",
+            "isRecurring": False, "notes": "", "source": "booking_widget", "dateAdded": now, "dateUpdated": now,
+        }
+        world.appointments[appointment["id"]] = appointment
+        event = appointment_event("AppointmentCreate", appointment)
+    emit_events(state, [event])
+    return dict(appointment)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import hmac
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
@@ -157,8 +158,14 @@ def contact_page(contact_id: str):
         stages = {s["id"]: s["name"] for p in state.world.pipelines.values() for s in p["stages"]}
         notes = [copy.deepcopy(n) for n in state.world.notes.values() if n["contactId"] == contact_id]
         tasks = [copy.deepcopy(t) for t in state.world.tasks.values() if t["contactId"] == contact_id]
+        appointments = sorted((copy.deepcopy(a) for a in state.world.appointments.values()
+                               if a["contactId"] == contact_id), key=lambda a: a["startTime"])
+    # Suggest tomorrow 10:00 in the sub-account's time zone for a booking.
+    tomorrow = datetime.now(ZoneInfo(location["timezone"])) + timedelta(days=1)
+    suggested = tomorrow.replace(hour=10, minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")
     return render_template("sandbox/contact.html", contact=contact, location=location, messages=messages,
                            users=users, opportunities=opportunities, stages=stages, notes=notes, tasks=tasks,
+                           appointments=appointments, suggested_start=suggested,
                            dnd=sms_dnd_active(contact), outcomes=list(CALL_OUTCOMES))
 
 
@@ -190,6 +197,24 @@ def place_call():
         return _back(url_for("sandbox_ui.dashboard"))
     flash(f"Call placed ({request.form.get('outcome')}); InboundMessage webhook sent.", "ok")
     return redirect(url_for("sandbox_ui.contact_page", contact_id=result["contactId"]))
+
+
+@bp.post("/ui/appointments")
+def book():
+    """Book the job for a contact on the sub-account's calendar, as a person does in HighLevel."""
+    contact_id = request.form.get("contactId", "")
+    state = sandbox_state()
+    with state.lock:
+        contact = state.world.contacts.get(contact_id)
+        zone = ZoneInfo(state.world.locations[contact["locationId"]]["timezone"]) if contact else UTC
+    try:
+        start = datetime.fromisoformat(request.form.get("start", "")).replace(tzinfo=zone)
+        crm.book_appointment(state, contact_id=contact_id, start=start)
+    except ValueError as exc:  # CrmError, or a start that is not a date and time
+        flash(str(exc) if isinstance(exc, CrmError) else "Pick a date and time for the job.", "error")
+        return _back(url_for("sandbox_ui.dashboard"))
+    flash("Appointment booked; AppointmentCreate webhook sent.", "ok")
+    return redirect(url_for("sandbox_ui.contact_page", contact_id=contact_id))
 
 
 @bp.post("/ui/replies")

@@ -42,7 +42,7 @@ def stage_of(sandbox, contact_id: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def test_choose_the_user_then_call_reply_and_stop_in_the_sandbox_ui(sandbox, app_url, worker, page):
+def test_choose_the_user_then_call_reply_book_and_stop_in_the_sandbox_ui(sandbox, app_url, worker, page):
     page.goto(f"{app_url}/oauth/install")
     page.get_by_label("Bulk install", exact=False).check()
     page.get_by_role("button", name="Install").click()
@@ -82,6 +82,13 @@ def test_choose_the_user_then_call_reply_and_stop_in_the_sandbox_ui(sandbox, app
     expect(page.locator(".pill", has_text=re.compile("^Replied$"))).to_have_count(1)  # one opportunity, moved
     expect(page.get_by_text("Task: Call back")).to_have_count(1)
     expect(page.get_by_text("for Sara Kim")).to_be_visible()
+
+    # The contractor books the job on the calendar: the lead is booked and the opportunity moves.
+    page.get_by_role("button", name="Book appointment").click()
+    expect(page.get_by_text("Service call with")).to_be_visible()
+    wait_until(lambda: stage_of(sandbox, contact_id) == "Booked")
+    page.reload()
+    expect(page.locator(".pill", has_text=re.compile("^Booked$"))).to_have_count(1)  # still one opportunity
 
     page.fill("#reply-body", "STOP")
     page.get_by_role("button", name="Send text").click()

@@ -115,3 +115,27 @@ def test_webhooks_page_shows_deliveries(sandbox, browser):
     page = browser.get(f"{sandbox.url}/ui/webhooks", timeout=10)
 
     assert "InboundMessage" in page.text and "ContactCreate" in page.text
+
+
+def test_booking_a_job_sends_appointment_create(sandbox, browser):
+    luis = SEED_CONTACT_IDS[ACME][1]
+
+    answer = _post(browser, sandbox, "/ui/appointments", {"contactId": luis, "start": "2026-12-01T10:00"},
+                   page=f"/ui/contacts/{luis}")
+
+    assert answer.status_code == 200 and "Service call with" in answer.text
+    [webhook] = sandbox.deliveries(type="AppointmentCreate")
+    appointment = webhook["payload"]["appointment"]
+    assert appointment["contactId"] == luis and appointment["startTime"].startswith("2026-12-01T10:00:00-06:00")
+
+
+@pytest.mark.parametrize(
+    "form", [{"start": "tomorrow"}, {"start": ""}, {"start": "2026-12-01T10:00", "contactId": "x"}])
+def test_bad_booking_input_is_reported(sandbox, browser, form):
+    luis = SEED_CONTACT_IDS[ACME][1]
+
+    answer = _post(browser, sandbox, "/ui/appointments", {"contactId": luis, **form}, page=f"/ui/contacts/{luis}")
+
+    assert answer.status_code == 200
+    assert "Pick a date and time" in answer.text or "unknown contact" in answer.text
+    assert sandbox.deliveries(type="AppointmentCreate") == []
