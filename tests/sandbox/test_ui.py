@@ -139,3 +139,13 @@ def test_bad_booking_input_is_reported(sandbox, browser, form):
     assert answer.status_code == 200
     assert "Pick a date and time" in answer.text or "unknown contact" in answer.text
     assert sandbox.deliveries(type="AppointmentCreate") == []
+
+
+def test_installed_sub_account_page_embeds_the_app_once_with_a_plain_title(sandbox, browser):
+    sandbox.configure(app_page_url="http://127.0.0.1:5000/app")
+    sandbox.tokens(ACME)  # installs the app for Acme Plumbing
+
+    page = browser.get(f"{sandbox.url}/ui/locations/{ACME}", timeout=10)
+
+    assert page.text.count('id="app-page"') == 1
+    assert "<title>Acme Plumbing \u2013 HighLevel Sandbox</title>" in page.text
