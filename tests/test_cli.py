@@ -41,3 +41,23 @@ def test_db_upgrade_on_sqlite_then_check_config(tmp_path):
     shown = run_cli("check-config", env_extra={"DATABASE_URL": "postgresql://u:hunter2@db/x"}, cwd=tmp_path)
     assert shown.returncode == 0
     assert "hunter2" not in shown.stdout and "postgresql+psycopg://u:***@db/x" in shown.stdout
+
+
+def _run_worker(tmp_path, **env_extra):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env_extra}
+    return subprocess.run([sys.executable, "-m", "workers"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+
+
+def test_worker_with_unreachable_redis_is_one_line(tmp_path):
+    result = _run_worker(tmp_path, REDIS_URL="redis://:hunter2@127.0.0.1:1/0")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("workers: cannot reach Redis at REDIS_URL (ConnectionError")
+    assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
+
+
+def test_worker_with_unreachable_database_is_one_line(tmp_path, redis_url):
+    result = _run_worker(tmp_path, REDIS_URL=redis_url, DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/x")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("workers: cannot reach the database at DATABASE_URL (OperationalError")
+    assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr

@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     from workers.queues import SERIALIZER
     from workers.worker import preload_job_code, worker_class
 
+    problem = _unreachable_dependency(settings)
+    if problem:
+        print(f"workers: {problem}", file=sys.stderr)
+        return 2
+
     # In-process jobs share one pool; forked horses build their own (see workers.worker).
     app = create_app(settings)
     set_worker_config(app, worker_config)
@@ -77,6 +82,32 @@ def main(argv: list[str] | None = None) -> int:
             maintenance.join(timeout=10)
         connection.close()
     return 0
+
+
+def _unreachable_dependency(settings) -> str | None:
+    """One line naming Redis or the database when either cannot be reached at start-up (no URL, no password)."""
+    from redis import Redis, RedisError
+    from sqlalchemy import create_engine, text
+
+    from integration.cli import describe_connection_error
+
+    client = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except RedisError as exc:
+        return f"cannot reach Redis at REDIS_URL ({describe_connection_error(exc)})"
+    finally:
+        client.close()
+    options = {"connect_args": {"connect_timeout": 5}} if settings.database_url.startswith("postgresql") else {}
+    engine = create_engine(settings.database_url, **options)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"cannot reach the database at DATABASE_URL ({describe_connection_error(exc)})"
+    finally:
+        engine.dispose()
+    return None
 
 
 if __name__ == "__main__":
