@@ -6,6 +6,7 @@ factory (or a worker) asks for it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -29,6 +31,10 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+# See _ping_idle_connections.
+IDLE_PING_SECONDS = 10.0
+_CHECKED_IN_AT = "textback_checked_in_at"
 
 
 def utcnow() -> datetime:
@@ -65,22 +71,36 @@ class Database:
         self.engine: Engine | None = None
         self._sessionmaker: sessionmaker[Session] | None = None
 
-    def configure(self, url: str, *, null_pool: bool = False) -> None:
-        """Create the engine. `null_pool` for forked RQ work horses, which must not share sockets."""
+    def configure(self, url: str, *, null_pool: bool = False, autocommit: bool = False,
+                  statement_timeout_ms: int | None = None) -> None:
+        """Create the engine.
+
+        Args:
+            null_pool: for forked RQ work horses, which must not share sockets.
+            autocommit: every statement is its own transaction (the webhook ack path: one INSERT, one round trip).
+            statement_timeout_ms: give up on a statement (or, on SQLite, a lock wait) after this long instead
+                of hanging; set on the connection once, so it costs nothing per transaction.
+        """
         if self.engine is not None:
             self.engine.dispose()
         options: dict = {"future": True}
-        if url.startswith("sqlite"):
+        sqlite = url.startswith("sqlite")
+        if sqlite:
             # SQLite: one file shared by web, worker and sandbox processes; wait for the write lock.
             options["connect_args"] = {"timeout": 15, "check_same_thread": False}
         else:
-            options["pool_pre_ping"] = True
             options["connect_args"] = {"connect_timeout": 5}
+            if statement_timeout_ms is not None:
+                options["connect_args"]["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+        if autocommit:
+            options["isolation_level"] = "AUTOCOMMIT"
         if null_pool:
             options["poolclass"] = NullPool
         engine = create_engine(url, **options)
-        if url.startswith("sqlite"):
-            event.listen(engine, "connect", _sqlite_pragmas)
+        if sqlite:
+            busy_timeout_ms = 15000 if statement_timeout_ms is None else int(statement_timeout_ms)
+            event.listen(engine, "connect", lambda connection, _record: _sqlite_pragmas(connection, busy_timeout_ms))
+        _ping_idle_connections(engine)
         self.engine = engine
         self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
 
@@ -107,9 +127,35 @@ class Database:
             session.close()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.close()
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for IDLE_PING_SECONDS or more.
+
+    `pool_pre_ping` pings on every checkout: a round trip per transaction, about fifty per missed call.
+    A connection used moments ago is almost surely alive; one that idled may have been cut (a database
+    restart, a firewall's idle timeout) and is replaced here, before any statement fails. A connection
+    cut within the window fails its statement once, which invalidates the pool (SQLAlchemy's disconnect
+    handling), and the caller's usual retry (a 429 to HighLevel, an event retry) covers it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _stamp(_dbapi_connection, record) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(f"idle connection failed its ping ({type(exc).__name__})") from exc

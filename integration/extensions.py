@@ -12,13 +12,19 @@ from redis import Redis
 from integration.config import Settings
 from integration.db import Database
 
-__all__ = ["db", "get_redis", "get_settings", "init_app"]
+__all__ = ["ACK_STATEMENT_TIMEOUT_MS", "ack_db", "db", "get_redis", "get_settings", "init_app"]
 
 db = Database()
+# The webhook ack path's own pool: autocommit (one INSERT is one round trip) and a short statement timeout,
+# so a locked inbox table turns into a fast 429 rather than a hung request (integration.webhooks).
+ack_db = Database()
+ACK_STATEMENT_TIMEOUT_MS = 3000
 
 
 def init_app(app: Flask, settings: Settings, *, null_pool: bool = False) -> None:
     db.configure(settings.database_url, null_pool=null_pool)
+    ack_db.configure(settings.database_url, null_pool=null_pool, autocommit=True,
+                     statement_timeout_ms=ACK_STATEMENT_TIMEOUT_MS)
     app.extensions["textback.settings"] = settings
     app.extensions["textback.redis"] = (
         Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)

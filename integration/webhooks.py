@@ -18,7 +18,6 @@ and a failed enqueue is repaired by the sweeper.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 
@@ -26,10 +25,9 @@ from flask import Blueprint, current_app, jsonify, request
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from integration.extensions import db, get_settings
+from integration.extensions import ack_db, get_settings
 from integration.inbox import PayloadError, Receipt, classify_event, parse_payload, store_event
 from integration.signatures import SignatureError, WebhookVerifier
 
@@ -40,8 +38,6 @@ bp = Blueprint("webhooks", __name__)
 
 # HighLevel retries on its own schedule (~10 min) whatever we say; 60 s is an honest hint for others.
 RETRY_AFTER_SECONDS = 60
-# Bound every statement on the ack path so a locked table yields a fast 429, not a hung request.
-_DB_STATEMENT_TIMEOUT_MS = 3000
 _ENQUEUE_SOCKET_TIMEOUT = 0.5
 _ENQUEUE_CLIENTS: dict[str, Redis] = {}
 _ENQUEUE_CLIENTS_LOCK = threading.Lock()
@@ -91,41 +87,29 @@ def _read_body(limit: int) -> bytes:
 
 
 def _store(payload: dict, raw_body: bytes) -> Receipt:
-    settings = get_settings()
-    with db.transaction() as session:
-        dialect = session.get_bind().dialect.name
-        usual_wait = None
-        if dialect == "postgresql":
-            session.execute(text(f"SET LOCAL statement_timeout = {_DB_STATEMENT_TIMEOUT_MS}"))
-        else:
-            # SQLite (local runs): wait for another writer's lock no longer than PostgreSQL would, then put
-            # the connection's usual wait back (busy_timeout is per connection, not per transaction).
-            usual_wait = int(session.execute(text("PRAGMA busy_timeout")).scalar_one())
-            session.execute(text(f"PRAGMA busy_timeout = {_DB_STATEMENT_TIMEOUT_MS}"))
-        try:
-            event = classify_event(session, payload, raw_body=raw_body, app_id=settings.ghl_app_id)
-            receipt = store_event(session, event)
-        finally:
-            if usual_wait is not None:
-                with contextlib.suppress(Exception):
-                    session.execute(text(f"PRAGMA busy_timeout = {usual_wait}"))
-    if receipt.created and event.status == "ignored":
-        log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type, event.status_reason,
-                 receipt.event_id, event.location_id or "-")
+    """One INSERT on the ack pool (autocommit, statement timeout): committed when it returns."""
+    event = classify_event(payload, raw_body=raw_body, app_id=get_settings().ghl_app_id)
+    with ack_db.engine.connect() as connection:
+        receipt = store_event(connection, event)
+    if receipt.created and receipt.status == "ignored":
+        log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type,
+                 receipt.status_reason, receipt.event_id, event.location_id or "-")
     return receipt
 
 
 def _enqueue(event_id: int) -> None:
-    """Best effort: the row is committed, so a failure here only delays processing until the next sweep."""
-    from workers.config import get_worker_config
-    from workers.queues import enqueue_event
+    """Announce the stored event to the workers (one RPUSH; workers.admitter makes it a job).
+
+    Best effort: the row is committed, so a failure here only delays processing until the next sweep.
+    """
+    from workers.queues import announce_event
 
     connection = _enqueue_redis()
     if connection is None:
         log.warning("event %s stored but not enqueued: REDIS_URL is not set", event_id)
         return
     try:
-        enqueue_event(connection, event_id, attempt=0, config=get_worker_config())
+        announce_event(connection, event_id)
     except Exception as exc:
         log.warning("event %s stored but not enqueued (%s); the sweeper will enqueue it", event_id,
                     type(exc).__name__)

@@ -101,9 +101,10 @@ def app(settings, redis_client):
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application
-    from integration.extensions import db
+    from integration.extensions import ack_db, db
 
     db.dispose()
+    ack_db.dispose()
 
 
 @pytest.fixture

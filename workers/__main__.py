@@ -1,4 +1,5 @@
-"""`python -m workers`: the RQ worker (with its scheduler) plus the maintenance loop (sweeper, periodic jobs).
+"""`python -m workers`: the RQ worker (with its scheduler) plus the maintenance process (sweeper, periodic jobs,
+and the admitter that turns newly received webhook events into jobs: at least one worker must run it).
 
 Procfile: `worker: python -m workers`. Stop with SIGTERM: the current job finishes (RQ's warm
 shutdown); a second SIGTERM kills it, and the event's lease then lets another worker take it over.
@@ -21,7 +22,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="process what is queued, then exit")
     parser.add_argument("--no-maintenance", action="store_true",
-                        help="do not run the sweeper and periodic jobs in this worker (another one does)")
+                        help="do not run the sweeper, periodic jobs and admitter in this worker (another one does)")
     return parser.parse_args(argv)
 
 

@@ -1,4 +1,7 @@
-"""The maintenance loop: the sweeper and the periodic-job scheduler, on one ~2 s timer.
+"""The maintenance process: the sweeper and the periodic-job scheduler on one ~2 s timer, and the admitter.
+
+The admitter (workers.admitter) is a thread of this process that turns the receiver's announcements of new
+webhook events into jobs as they arrive.
 
 `python -m workers` runs it in a child process forked before the RQ worker starts, rather than in a
 thread of the worker: RQ forks a work horse for every job, and forking a process that has other
@@ -80,11 +83,15 @@ class MaintenanceLoop:
 
 
 def _child_main(app: Flask, parent_pid: int) -> None:
+    from workers.admitter import Admitter
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # Connections opened before the fork belong to the parent; start clean.
     db.dispose()
+    # The admitter's blocking pop (1 s) stays within the app client's socket timeout; its pool is thread-safe.
+    Admitter(get_redis(app), config=get_worker_config(app), stop=stop).start()
     MaintenanceLoop(app, stop=stop, parent_pid=parent_pid).run()
 
 

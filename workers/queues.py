@@ -23,10 +23,12 @@ from rq.serializers import JSONSerializer
 __all__ = [
     "DEFAULT_QUEUE",
     "LOW_QUEUE",
+    "NEW_EVENTS_KEY",
     "QUEUE_NAMES",
     "SERIALIZER",
     "WEBHOOKS_QUEUE",
     "EnqueueOutcome",
+    "announce_event",
     "default_retry",
     "enqueue",
     "enqueue_event",
@@ -44,6 +46,9 @@ QUEUE_NAMES = (WEBHOOKS_QUEUE, DEFAULT_QUEUE, LOW_QUEUE)
 
 SERIALIZER = JSONSerializer
 PROCESS_EVENT = "workers.jobs.process_event"
+# The receiver announces each new inbox event here (one RPUSH of its id) instead of building an RQ job on
+# the ack path, which cost more CPU than storing the event; workers.admitter turns announcements into jobs.
+NEW_EVENTS_KEY = "textback:inbox:new"
 
 # RQ 2.8+ accepts only these characters in a custom job id.
 _SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -183,6 +188,11 @@ def enqueue_event(
         # Another sweeper replaced it between our delete and enqueue: that job will run the event.
         return EnqueueOutcome("already-queued", job_id)
     return EnqueueOutcome("replaced", job_id)
+
+
+def announce_event(connection: Redis, event_id: int) -> None:
+    """Tell the admitter a new event is stored (one command). Raises redis.RedisError when Redis is unreachable."""
+    connection.rpush(NEW_EVENTS_KEY, int(event_id))
 
 
 def _job_is_stale(connection: Redis, job_id: str, *, lease_seconds: float) -> bool:

@@ -17,16 +17,36 @@ would open and close a connection for every transaction.
 
 from __future__ import annotations
 
+import contextlib
+
+from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 
 from integration.extensions import db
+from workers.admitter import admit_all_waiting
+from workers.config import get_worker_config
 
 __all__ = ["TextbackSimpleWorker", "TextbackWorker", "preload_job_code", "worker_class"]
 
 
-class TextbackWorker(Worker):
+class _AdmitsNewEvents:
+    """Before each dequeue, admit the webhook events the receiver announced (one LPOP when there are none).
+
+    The maintenance process's admitter does this as events arrive; doing it here too means a busy worker
+    never waits on the admitter, and a burst worker (`--burst`, tests) sees events announced while it
+    runs, such as the echo of a text it just sent. Runs in the app context the worker runs in.
+    """
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # On a Redis error the dequeue below meets the same outage and RQ handles it; the sweeper covers events.
+        with contextlib.suppress(RedisError):
+            admit_all_waiting(self.connection, config=get_worker_config())
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+
+class TextbackWorker(_AdmitsNewEvents, Worker):
     """`rq.Worker` whose work horses start and end with their own database pool."""
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
@@ -40,7 +60,7 @@ class TextbackWorker(Worker):
             db.dispose()
 
 
-class TextbackSimpleWorker(SimpleWorker):
+class TextbackSimpleWorker(_AdmitsNewEvents, SimpleWorker):
     """`rq.SimpleWorker`: jobs run in this process, one after another, sharing its connection pool."""
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from integration.extensions import db, get_redis
 from integration.textback.missed_call import Missed, classify_call
 from integration.textback.models import MissedCall, SendIntent
 from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, get_queue
+from workers.worker import TextbackSimpleWorker
 
 
 def call_webhook(sandbox, clock, location_id: str, number: str, outcome: str = "no-answer", *,
@@ -50,4 +50,4 @@ def intent_of(missed_call_id: int) -> SendIntent | None:
 def run_worker(*queue_names: str) -> None:
     """One RQ worker in burst mode on these queues (default: webhooks) until they are empty."""
     queues = [get_queue(name, get_redis()) for name in queue_names or (WEBHOOKS_QUEUE,)]
-    SimpleWorker(queues, connection=get_redis(), serializer=SERIALIZER).work(burst=True)
+    TextbackSimpleWorker(queues, connection=get_redis(), serializer=SERIALIZER).work(burst=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from integration.db import utcnow
@@ -17,6 +16,7 @@ from tests.textback.conftest import ACME, AUSTIN
 from tests.textback.helpers import call_webhook, missed, run_worker, texts_to
 from workers.queues import DEFAULT_QUEUE, SERIALIZER, WEBHOOKS_QUEUE, get_queue
 from workers.textback import enqueue_due_texts, schedule_missed_call
+from workers.worker import TextbackSimpleWorker
 
 CALLER = "+15125550177"
 
@@ -79,7 +79,7 @@ def test_rate_limited_send_is_retried_by_the_inbox_and_texts_once(served_app, sa
     deadline = time.monotonic() + 10
     while not texts_to(sandbox, ACME) and time.monotonic() < deadline:
         time.sleep(0.2)
-        SimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(), serializer=SERIALIZER
+        TextbackSimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(), serializer=SERIALIZER
                      ).work(burst=True, with_scheduler=True)
     assert len(texts_to(sandbox, ACME)) == 1
     with db.session() as session:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from integration.extensions import db
 from integration.models import WebhookEvent
-from workers.queues import WEBHOOKS_QUEUE, event_job_id, get_queue
+from workers.queues import NEW_EVENTS_KEY
 
 URL = "/webhooks/ghl"
 
@@ -43,8 +43,9 @@ def post(client, body: bytes, headers: dict):
     return client.post(URL, data=body, headers=headers)
 
 
-def queued_job_ids(redis_client) -> list[str]:
-    return get_queue(WEBHOOKS_QUEUE, redis_client).get_job_ids()
+def announced_event_ids(redis_client) -> list[int]:
+    """What the receiver announced to the admitter (workers.admitter turns these into jobs)."""
+    return [int(raw) for raw in redis_client.lrange(NEW_EVENTS_KEY, 0, -1)]
 
 
 # --- Accepted --------------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def test_valid_webhook_is_stored_pending_then_enqueued(client, signed_webhook, l
     assert (row.dedupe_key, row.event_type, row.location_id, row.status) == (
         "wh-accepted-1", "InboundMessage", location, "pending")
     assert row.payload["messageId"].startswith("msg")
-    assert queued_job_ids(redis_client) == [event_job_id(row.id, 0)]
+    assert announced_event_ids(redis_client) == [row.id]
 
 
 def test_rsa_only_webhook_accepted_when_enabled(client, signed_webhook, live_location):
@@ -85,7 +86,7 @@ def test_same_webhook_five_times_one_row_five_200s(client, signed_webhook, live_
     assert [a.json["status"] for a in answers] == ["stored"] + ["duplicate"] * 4
     assert len({a.json["id"] for a in answers}) == 1
     assert row_count() == 1
-    assert len(queued_job_ids(redis_client)) == 1
+    assert len(announced_event_ids(redis_client)) == 1
 
 
 def test_same_call_with_two_webhook_ids_is_two_rows(client, signed_webhook, live_location):
@@ -143,7 +144,7 @@ def test_event_for_a_location_that_is_not_live_is_stored_ignored(client, signed_
     assert response.status_code == 200
     [row] = rows()
     assert (row.status, row.status_reason) == ("ignored", reason)
-    assert queued_job_ids(redis_client) == []
+    assert announced_event_ids(redis_client) == []
 
 
 def test_event_for_another_app_is_stored_ignored(client, signed_webhook, live_location, redis_client):
@@ -151,7 +152,7 @@ def test_event_for_another_app_is_stored_ignored(client, signed_webhook, live_lo
     assert post(client, *signed_webhook(payload)).status_code == 200
     [row] = rows()
     assert (row.status, row.status_reason) == ("ignored", "foreign app")
-    assert queued_job_ids(redis_client) == []
+    assert announced_event_ids(redis_client) == []
 
 
 def test_install_for_another_app_is_ignored_too(client, signed_webhook):
@@ -252,6 +253,21 @@ def test_nul_characters_are_stored_replaced(client, signed_webhook, live_locatio
     assert b"\\u0000" in body
     assert post(client, *signed_webhook(body=body)).status_code == 200
     assert rows()[0].payload["body"] == "a\ufffdb"
+
+
+@pytest.mark.parametrize("escaped, stored", [
+    ("a\\ud800b", "a\ufffdb"),            # a lone high surrogate
+    ("a\\udc00b", "a\ufffdb"),            # a lone low surrogate
+    ("\\ud83d\\ude00 ok", "\U0001f600 ok"),  # a proper pair is an emoji and stays one
+])
+def test_lone_surrogate_escapes_are_stored_replaced(client, signed_webhook, live_location, escaped, stored):
+    """JSON allows "\ud800" on its own, Python decodes it, PostgreSQL's jsonb refuses it: without this the
+    webhook would be answered 429 on every retry and finally lost."""
+    body = signed_webhook(missed_call(live_location(), body="PLACEHOLDER"))[0].replace(b"PLACEHOLDER",
+                                                                                      escaped.encode())
+    response = post(client, *signed_webhook(body=body))
+    assert response.status_code == 200, response.json
+    assert rows()[0].payload["body"] == stored
 
 
 def test_oversized_body_is_413_without_a_row(client, settings, signed_webhook, live_location):

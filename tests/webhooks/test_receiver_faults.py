@@ -8,7 +8,6 @@ import threading
 import uuid
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import create_engine, text
 
 from integration import create_app
@@ -18,6 +17,7 @@ from tests.webhooks.test_receiver import URL, missed_call, row_count, rows
 from workers.config import WorkerConfig, set_worker_config
 from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, get_queue
 from workers.sweeper import Sweeper
+from workers.worker import TextbackSimpleWorker
 
 
 def dead_database_url() -> str:
@@ -120,7 +120,7 @@ def test_redis_down_still_200_and_the_sweeper_enqueues_once_redis_is_back(
             sweep_min_age_seconds=0.0)).sweep_once()
         assert report.counts["enqueued"] == 1
         queue = get_queue(WEBHOOKS_QUEUE, get_redis())
-        SimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER).work(burst=True)
+        TextbackSimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER).work(burst=True)
     assert rows()[0].status == "done"
     assert len(runs(tmp_path)) == 1
 

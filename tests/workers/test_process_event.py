@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from rq import SimpleWorker
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from integration.extensions import db, get_redis
@@ -14,7 +14,8 @@ from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event, seconds_ago, set_event
 from workers.inbox import ClaimedEvent, LeaseKeeper, claim_event, finish_event
 from workers.jobs import process_event
-from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, event_job_id, get_queue
+from workers.queues import NEW_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, event_job_id, get_queue
+from workers.worker import TextbackSimpleWorker
 
 
 def scheduled_job_ids() -> list[str]:
@@ -191,20 +192,25 @@ def test_two_jobs_for_the_same_event_run_the_handler_once(make_event, evidence_d
     queue = get_queue(WEBHOOKS_QUEUE, get_redis())
     for suffix in ("a", "b"):
         queue.enqueue_call("workers.jobs.process_event", args=(event_id,), job_id=f"dup-{event_id}-{suffix}")
-    SimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER).work(burst=True)
+    TextbackSimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER).work(burst=True)
     assert len(runs(evidence_dir)) == 1
     assert load_event(event_id).status == "done"
 
 
 def test_webhook_to_done_through_a_real_rq_worker(app_context, client, signed_webhook, evidence_dir, redis_client):
-    """The receiver's job, as enqueued (JSON serializer, deterministic id), runs in an RQ worker."""
+    """The receiver announces the event, the worker admits it as a job (JSON serializer, deterministic id) and
+    runs it."""
     body, headers = signed_webhook({"type": "TestRecord", "evidence_dir": str(evidence_dir), "webhookId": "e2e-1"})
     response = client.post("/webhooks/ghl", data=body, headers=headers)
     assert response.status_code == 200
     event_id = response.json["id"]
     queue = get_queue(WEBHOOKS_QUEUE, get_redis())
-    assert queue.get_job_ids() == [event_job_id(event_id, 0)]
-    SimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER).work(burst=True)
+    assert queue.get_job_ids() == []
+    assert get_redis().lrange(NEW_EVENTS_KEY, 0, -1) == [str(event_id).encode()]
+    worker = TextbackSimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER)
+    worker.work(burst=True)
+    assert get_redis().llen(NEW_EVENTS_KEY) == 0
+    assert Job.fetch(event_job_id(event_id, 0), connection=get_redis(), serializer=SERIALIZER).is_finished
     assert load_event(event_id).status == "done"
     assert [r[0] for r in runs(evidence_dir)] == [event_id]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rq import SimpleWorker
 from rq.job import Job
 
 from integration.extensions import db, get_redis
@@ -10,6 +9,7 @@ from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event, seconds_ago, set_event
 from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, enqueue_event, event_job_id, get_queue
 from workers.sweeper import LOCK_NAME, Sweeper
+from workers.worker import TextbackSimpleWorker
 
 
 def sweeper(config) -> Sweeper:
@@ -21,7 +21,7 @@ def queued() -> list[str]:
 
 
 def work() -> None:
-    SimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(), serializer=SERIALIZER).work(
+    TextbackSimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(), serializer=SERIALIZER).work(
         burst=True)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from rq import SimpleWorker
 
 from integration.config import ConfigError
 from integration.extensions import get_redis
@@ -103,7 +102,7 @@ def test_log_lines_inside_a_job_carry_its_id(make_event):
         logging.getLogger("outside").warning("not in a job")
         get_queue(WEBHOOKS_QUEUE, get_redis()).enqueue_call(
             "workers.jobs.process_event", args=(event_id,), job_id="log-stamp-test")
-        SimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(),
+        TextbackSimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(),
                      serializer=SERIALIZER).work(burst=True)
     finally:
         logger.setLevel(previous_level)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from integration.crm.models import CrmAction, CrmLead
@@ -30,7 +29,8 @@ from integration.sandbox.seed import SEED_MISSED_CALL_PIPELINE_IDS, stage_id
 from tests.textback.conftest import ACME
 from workers.crm import schedule_action
 from workers.jobs import process_event
-from workers.queues import DEFAULT_QUEUE, SERIALIZER, WEBHOOKS_QUEUE, get_queue
+from workers.queues import DEFAULT_QUEUE, NEW_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, get_queue
+from workers.worker import TextbackSimpleWorker
 
 MISSED_CALL_PIPELINE = SEED_MISSED_CALL_PIPELINE_IDS[ACME]
 STAGES = {name: stage_id(MISSED_CALL_PIPELINE, name) for name in ("New Lead", "Replied", "Booked", "Won")}
@@ -103,9 +103,11 @@ class Story:
         while True:
             self._wait_for_deliveries(deadline)
             seen = len(self.sandbox.deliveries())
-            SimpleWorker(queues, connection=get_redis(), serializer=SERIALIZER).work(burst=True, with_scheduler=True)
+            worker = TextbackSimpleWorker(queues, connection=get_redis(), serializer=SERIALIZER)
+            worker.work(burst=True, with_scheduler=True)
             self._wait_for_deliveries(deadline)
-            if len(self.sandbox.deliveries()) == seen and not any(q.count for q in queues):
+            announced = get_redis().llen(NEW_EVENTS_KEY)
+            if len(self.sandbox.deliveries()) == seen and not announced and not any(q.count for q in queues):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError("the story did not settle in time")

@@ -1,0 +1,136 @@
+"""The admitter: the receiver's announcements (one RPUSH per new event) become process_event jobs.
+
+Nothing is lost on the way: an announcement for an event that already has a job adds nothing, a garbled
+one is dropped with a log line, and a worker admits what is waiting before every dequeue (so a busy or
+burst worker never waits for the maintenance process's thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from rq.job import Job
+
+from integration.extensions import get_redis
+from tests.workers.fixture_handlers import runs
+from tests.workers.helpers import load_event
+from workers.admitter import Admitter, admit_all_waiting, admit_new_events
+from workers.queues import NEW_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, announce_event, event_job_id, get_queue
+from workers.worker import TextbackSimpleWorker
+
+
+def queued() -> list[str]:
+    return get_queue(WEBHOOKS_QUEUE, get_redis()).get_job_ids()
+
+
+def test_announced_events_become_jobs_under_their_deterministic_ids(make_event, worker_config):
+    first, second = make_event(), make_event()
+    announce_event(get_redis(), first)
+    announce_event(get_redis(), second)
+    assert queued() == []
+    assert admit_new_events(get_redis(), config=worker_config) == 2
+    assert queued() == [event_job_id(first, 0), event_job_id(second, 0)]
+    job = Job.fetch(event_job_id(first, 0), connection=get_redis(), serializer=SERIALIZER)
+    assert (job.func_name, list(job.args), job.timeout) == ("workers.jobs.process_event", [first],
+                                                            worker_config.event_job_timeout)
+    assert get_redis().llen(NEW_EVENTS_KEY) == 0
+
+
+def test_an_event_announced_twice_or_already_swept_gets_one_job(make_event, worker_config):
+    from workers.queues import enqueue_event
+
+    event_id = make_event()
+    enqueue_event(get_redis(), event_id, attempt=0, config=worker_config)  # the sweeper got there first
+    announce_event(get_redis(), event_id)
+    announce_event(get_redis(), event_id)
+    assert admit_all_waiting(get_redis(), config=worker_config) == 2
+    assert queued() == [event_job_id(event_id, 0)]
+
+
+def test_a_garbled_announcement_is_dropped_with_a_log_line(make_event, worker_config, caplog):
+    event_id = make_event()
+    get_redis().rpush(NEW_EVENTS_KEY, "not-an-id")
+    announce_event(get_redis(), event_id)
+    with caplog.at_level(logging.WARNING, logger="workers.admitter"):
+        assert admit_all_waiting(get_redis(), config=worker_config) == 2
+    assert queued() == [event_job_id(event_id, 0)]
+    assert any("not an event id" in r.getMessage() for r in caplog.records)
+
+
+def test_batches_are_bounded_and_admit_all_waiting_drains_them(make_event, worker_config):
+    ids = [make_event() for _ in range(5)]
+    for event_id in ids:
+        announce_event(get_redis(), event_id)
+    assert admit_new_events(get_redis(), config=worker_config, batch_size=2) == 2
+    assert admit_all_waiting(get_redis(), config=worker_config) == 3
+    assert queued() == [event_job_id(event_id, 0) for event_id in ids]
+
+
+def test_a_blocking_admit_waits_for_the_next_announcement(make_event, worker_config):
+    assert admit_new_events(get_redis(), config=worker_config, block_seconds=0.2) == 0
+    event_id = make_event()
+    client = get_redis()
+    threading.Timer(0.3, lambda: announce_event(client, event_id)).start()
+    assert admit_new_events(client, config=worker_config, block_seconds=3) == 1
+    assert queued() == [event_job_id(event_id, 0)]
+
+
+def test_the_admitter_thread_admits_as_events_arrive_and_stops(make_event, worker_config):
+    stop = threading.Event()
+    admitter = Admitter(get_redis(), config=worker_config, stop=stop).start()
+    try:
+        event_id = make_event()
+        announce_event(get_redis(), event_id)
+        deadline = time.monotonic() + 10
+        while queued() != [event_job_id(event_id, 0)] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert queued() == [event_job_id(event_id, 0)]
+    finally:
+        stop.set()
+        admitter.thread.join(timeout=5)
+    assert not admitter.thread.is_alive()
+
+
+def test_the_admitter_survives_a_redis_outage(make_event, worker_config, caplog):
+    """Redis unreachable: one warning, then it carries on once Redis answers again."""
+    import redis
+
+    from integration.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis().start()
+    port = server.port
+    client = redis.Redis.from_url(server.url, socket_timeout=5, socket_connect_timeout=1)
+    stop = threading.Event()
+    admitter = Admitter(client, config=worker_config, stop=stop)
+    try:
+        server.stop()
+        with caplog.at_level(logging.INFO, logger="workers.admitter"):
+            admitter.start()
+            time.sleep(2.5)
+            server.port = port
+            server.start()
+            event_id = make_event()
+            announce_event(client, event_id)
+            deadline = time.monotonic() + 15
+            while client.llen(NEW_EVENTS_KEY) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert client.llen(NEW_EVENTS_KEY) == 0
+        warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+        assert len(warnings) == 1
+        assert any("Redis is back" in r.getMessage() for r in caplog.records)
+        assert get_queue(WEBHOOKS_QUEUE, client).get_job_ids() == [event_job_id(event_id, 0)]
+    finally:
+        stop.set()
+        admitter.thread.join(timeout=10)
+        server.stop()
+
+
+def test_a_burst_worker_admits_and_runs_announced_events(make_event, evidence_dir):
+    event_id = make_event("TestRecord")
+    announce_event(get_redis(), event_id)
+    TextbackSimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(),
+                         serializer=SERIALIZER).work(burst=True)
+    assert load_event(event_id).status == "done"
+    assert [r[0] for r in runs(evidence_dir)] == [event_id]

@@ -1,0 +1,101 @@
+"""The admitter: turns the receiver's announcements of new inbox events into `process_event` jobs.
+
+The receiver's ack path ends with one RPUSH of the new event's id (workers.queues.announce_event):
+building an RQ job there cost more CPU than storing the event, and the ack path is what must keep up
+with HighLevel. The maintenance process (workers.maintenance) runs an Admitter thread that blocks on
+that list and enqueues each id under its deterministic job id, so the delay it adds is one Redis round
+trip. `python -m workers --burst` and the tests admit what is waiting before they work.
+
+Nothing is lost if an announcement is: the inbox row is the record, and the sweeper enqueues any
+pending event older than a few seconds (announcement lost, popped by an admitter that then died, or
+never made because Redis was down). An id announced twice, or admitted and swept, runs once: the job
+id is unique per (event, attempt) and the worker's claim is atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from workers.config import WorkerConfig
+from workers.queues import NEW_EVENTS_KEY, enqueue_event
+
+__all__ = ["Admitter", "admit_all_waiting", "admit_new_events"]
+
+log = logging.getLogger(__name__)
+
+# Ids taken per round trip; one blocking pop, then the rest of what is waiting.
+BATCH_SIZE = 100
+# How long one blocking pop waits: also how soon the thread notices it should stop.
+BLOCK_SECONDS = 1.0
+_BACKOFF_SECONDS = 1.0
+
+
+def admit_new_events(connection: Redis, *, config: WorkerConfig, block_seconds: float = 0.0,
+                     batch_size: int = BATCH_SIZE) -> int:
+    """Enqueue up to `batch_size` announced events; waits up to `block_seconds` for the first. Returns how many.
+
+    Raises:
+        redis.RedisError: Redis is unreachable (ids already popped are left to the sweeper).
+    """
+    if block_seconds > 0:
+        first = connection.blpop([NEW_EVENTS_KEY], timeout=block_seconds)
+        if first is None:
+            return 0
+        raw_ids = [first[1], *(connection.lpop(NEW_EVENTS_KEY, batch_size - 1) or [])]
+    else:
+        raw_ids = connection.lpop(NEW_EVENTS_KEY, batch_size) or []
+    for raw in raw_ids:
+        try:
+            event_id = int(raw)
+        except ValueError:
+            log.warning("admitter: ignored an announcement that is not an event id (%r)", raw[:40])
+            continue
+        enqueue_event(connection, event_id, attempt=0, config=config)
+    return len(raw_ids)
+
+
+def admit_all_waiting(connection: Redis, *, config: WorkerConfig) -> int:
+    """Admit every announcement waiting now (burst mode, tests); returns how many."""
+    total = 0
+    while True:
+        admitted = admit_new_events(connection, config=config)
+        total += admitted
+        if admitted == 0:
+            return total
+
+
+class Admitter:
+    """A daemon thread running admit_new_events until `stop` is set; Redis errors are logged once per outage."""
+
+    def __init__(self, connection: Redis, *, config: WorkerConfig, stop: threading.Event) -> None:
+        self.connection = connection
+        self.config = config
+        self.stop = stop
+        self.thread = threading.Thread(target=self._run, name="textback-admitter", daemon=True)
+
+    def start(self) -> Admitter:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        failing = False
+        while not self.stop.is_set():
+            try:
+                admit_new_events(self.connection, config=self.config, block_seconds=BLOCK_SECONDS)
+            except RedisError as exc:
+                if not failing:
+                    log.warning("admitter: Redis unavailable (%s); the sweeper covers new events meanwhile",
+                                type(exc).__name__)
+                failing = True
+                self.stop.wait(_BACKOFF_SECONDS)
+            except Exception:
+                log.exception("admitter: unexpected error; retrying")
+                self.stop.wait(_BACKOFF_SECONDS)
+            else:
+                if failing:
+                    log.info("admitter: Redis is back")
+                failing = False
