@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, case, literal, not_, null, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from integration.db import utcnow
@@ -21,7 +22,7 @@ from integration.models import Location, WebhookEvent
 
 __all__ = [
     "PayloadError", "Receipt", "StoredEvent", "classify_event", "dedupe_key_for", "insert_statement", "parse_payload",
-    "store_event", "write_events",
+    "store_event",
 ]
 
 # Lifecycle events are about the installation itself: never ignored for "location not installed".
@@ -173,11 +174,10 @@ class Receipt:
 
 @functools.cache
 def insert_statement(dialect: str):
-    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING, built once per dialect.
+    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING, for one event.
 
-    Executed with a list of parameter sets, SQLAlchemy sends it as one multi-row INSERT. For an event
-    with `check_location`, the status comes from the location's row, read inside the INSERT (no extra
-    round trip, and as of the insert): pending when installed, else ignored with the reason.
+    For an event with `check_location`, the status comes from the location's row, read inside the INSERT
+    (no extra round trip, and as of the insert): pending when installed, else ignored with the reason.
     """
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -186,79 +186,114 @@ def insert_statement(dialect: str):
     else:  # pragma: no cover - DESIGN §2 allows PostgreSQL and SQLite only
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
     columns = WebhookEvent.__table__.c
-    check = bindparam("check_location", type_=columns.attempts.type)  # 1 or 0: booleans differ by dialect
-    checking = check == 1
-    location_status = select(Location.status).where(Location.id == bindparam("location_id")).scalar_subquery()
+
+    def param(name: str):
+        return bindparam(name, type_=columns[name].type)
+
+    checking = bindparam("check_location", type_=columns.attempts.type) == 1  # 1/0: booleans differ by dialect
+    location_status = select(Location.status).where(Location.id == param("location_id")).scalar_subquery()
     status = case(
         (and_(checking, location_status == "installed"), literal("pending")),
         (checking, literal("ignored")),
-        else_=bindparam("status", type_=columns.status.type),
+        else_=param("status"),
     )
     reason = case(
-        (not_(checking), bindparam("status_reason", type_=columns.status_reason.type)),
+        (not_(checking), param("status_reason")),
         (location_status.is_(None), literal("unknown location")),
-        (location_status != "installed",
-         literal("location not installed (status ") + location_status + literal(")")),
+        (location_status != "installed", literal("location not installed (status ") + location_status + literal(")")),
         else_=null(),
     )
     return (
         insert(WebhookEvent)
-        .values(
-            dedupe_key=bindparam("dedupe_key", type_=columns.dedupe_key.type),
-            event_type=bindparam("event_type", type_=columns.event_type.type),
-            company_id=bindparam("company_id", type_=columns.company_id.type),
-            location_id=bindparam("location_id", type_=columns.location_id.type),
-            payload=bindparam("payload", type_=columns.payload.type),
-            status=status, status_reason=reason, attempts=0,
-            received_at=bindparam("received_at", type_=columns.received_at.type),
-        )
+        .values(dedupe_key=param("dedupe_key"), event_type=param("event_type"), company_id=param("company_id"),
+                location_id=param("location_id"), payload=param("payload"), status=status, status_reason=reason,
+                attempts=literal(0), received_at=param("received_at"))
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(WebhookEvent.id, WebhookEvent.dedupe_key, WebhookEvent.status, WebhookEvent.status_reason)
+        .returning(WebhookEvent.id, WebhookEvent.status, WebhookEvent.status_reason)
     )
 
 
-def _parameters(event: StoredEvent, received_at) -> dict:
-    return {
+@dataclass(frozen=True)
+class _DriverInsert:
+    """insert_statement compiled once for a dialect, run on the driver's cursor.
+
+    Going through SQLAlchemy's execution machinery for every webhook cost about as much CPU as the rest
+    of the ack path; here only the parameters are processed per call, by the same bind processors
+    SQLAlchemy would apply (JSON for the payload, UTC for the timestamp).
+    """
+
+    sql: str
+    constants: dict
+    positions: tuple[str, ...] | None  # parameter order for positional drivers (sqlite), else None
+    processors: dict
+
+    @classmethod
+    def build(cls, dialect) -> _DriverInsert:
+        compiled = insert_statement(dialect.name).compile(dialect=dialect)
+        processors, constants = {}, {}
+        for bind, name in compiled.bind_names.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+            if not bind.required and bind.value is not None:  # the statement's own literals ('installed', 0)
+                constants[name] = bind.value
+        return cls(sql=compiled.string, constants=constants, positions=compiled.positiontup,
+                   processors=processors)
+
+    def parameters(self, values: dict):
+        params = {**self.constants, **values}
+        for name, processor in self.processors.items():
+            if name in params:
+                params[name] = processor(params[name])
+        if self.positions is not None:
+            return tuple(params.get(name) for name in self.positions)
+        return params
+
+
+_DRIVER_INSERTS: dict[str, _DriverInsert] = {}
+
+
+def _insert_row(connection: Connection, event: StoredEvent):
+    """Run the INSERT on `connection`'s driver cursor: (id, status, status_reason) if new, else None.
+
+    Raises the SQLAlchemy exception for a driver error (DataError, OperationalError, ...), after telling
+    the pool to discard the connection when the error means it is dead.
+    """
+    dialect = connection.dialect
+    statement = _DRIVER_INSERTS.get(dialect.name)
+    if statement is None:
+        statement = _DRIVER_INSERTS[dialect.name] = _DriverInsert.build(dialect)
+    parameters = statement.parameters({
         "dedupe_key": event.dedupe_key, "event_type": event.event_type, "company_id": event.company_id,
-        "location_id": event.location_id, "payload": event.payload, "received_at": received_at,
+        "location_id": event.location_id, "payload": event.payload, "received_at": utcnow(),
         "check_location": 1 if event.check_location else 0, "status": event.status,
         "status_reason": event.status_reason,
-    }
-
-
-def write_events(executor: Connection | Session, events: list[StoredEvent]) -> list[Receipt]:
-    """Insert `events` in one statement; one receipt per event, in order.
-
-    A duplicate delivery (of a stored event, or a second copy in `events`) creates nothing. The caller
-    commits when `executor` is a Session or a connection in a transaction; on an autocommit connection
-    the statement commits itself (one round trip for a new event).
-    """
-    # A Session's own connection: Core semantics (one multi-row INSERT), not ORM bulk-insert mode.
-    connection = executor.connection() if isinstance(executor, Session) else executor
-    now = utcnow()
-    rows = connection.execute(insert_statement(connection.dialect.name),
-                              [_parameters(event, now) for event in events]).all()
-    created = {row.dedupe_key: row for row in rows}
-    missing = {event.dedupe_key for event in events} - created.keys()
-    existing = dict(connection.execute(
-        select(WebhookEvent.dedupe_key, WebhookEvent.id).where(WebhookEvent.dedupe_key.in_(sorted(missing)))
-    ).all()) if missing else {}
-    receipts = []
-    for event in events:
-        row = created.pop(event.dedupe_key, None)  # pop: a second copy in the same batch is a duplicate
-        if row is not None:
-            receipts.append(Receipt(event_id=row.id, created=True, status=row.status,
-                                    status_reason=row.status_reason))
-        else:
-            receipts.append(Receipt(event_id=existing.get(event.dedupe_key) or _id_in(rows, event.dedupe_key),
-                                    created=False, status="duplicate"))
-    return receipts
-
-
-def _id_in(rows, dedupe_key: str) -> int | None:
-    return next((row.id for row in rows if row.dedupe_key == dedupe_key), None)
+    })
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(statement.sql, parameters)
+        return cursor.fetchone()
+    except dialect.loaded_dbapi.Error as exc:
+        if dialect.is_disconnect(exc, dbapi_connection, cursor):
+            connection.invalidate(exc)
+        raise DBAPIError.instance(statement.sql, parameters, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
+    finally:
+        cursor.close()
 
 
 def store_event(executor: Connection | Session, event: StoredEvent) -> Receipt:
-    """Insert one event unless its dedupe key is stored already (see write_events)."""
-    return write_events(executor, [event])[0]
+    """Insert the event unless its dedupe key is stored already; a duplicate delivery creates nothing.
+
+    One statement for a new event (on an autocommit connection, one round trip); the caller commits when
+    `executor` is a Session or a connection in a transaction.
+    """
+    connection = executor.connection() if isinstance(executor, Session) else executor
+    new = _insert_row(connection, event)
+    if new is not None:
+        return Receipt(event_id=new[0], created=True, status=new[1], status_reason=new[2])
+    existing = connection.execute(
+        select(WebhookEvent.id).where(WebhookEvent.dedupe_key == event.dedupe_key)
+    ).scalar_one_or_none()
+    return Receipt(event_id=existing, created=False, status="duplicate")

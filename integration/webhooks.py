@@ -12,8 +12,10 @@ tells an operator what arrived and why nothing happened.
 There is no freshness window on the body's `timestamp`: HighLevel's 429 retries come 10-70 minutes later
 and may keep the original timestamp (unverified), so a Stripe-style 5-minute window could refuse the very
 retries we asked for. Replays are stopped by the dedupe key instead, which is kept for good.
+Storing is one INSERT on the ack pool (integration.inbox_writer); a thread of the process then announces
+new ids to the workers, many per RPUSH, so no request waits on Redis.
 The request makes no outbound HTTP call; Redis is touched only after the commit, with short timeouts,
-and a failed enqueue is repaired by the sweeper.
+and a failed announcement is repaired by the sweeper.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from integration.extensions import ack_db, get_settings
-from integration.inbox import PayloadError, Receipt, classify_event, parse_payload, store_event
+from integration.inbox import PayloadError, Receipt, classify_event, parse_payload
+from integration.inbox_writer import InboxWriter
 from integration.signatures import SignatureError, WebhookVerifier
 
 __all__ = ["RETRY_AFTER_SECONDS", "bp"]
@@ -41,6 +44,7 @@ RETRY_AFTER_SECONDS = 60
 _ENQUEUE_SOCKET_TIMEOUT = 0.5
 _ENQUEUE_CLIENTS: dict[str, Redis] = {}
 _ENQUEUE_CLIENTS_LOCK = threading.Lock()
+_WRITER_LOCK = threading.Lock()
 
 
 @bp.record_once
@@ -86,33 +90,43 @@ def _read_body(limit: int) -> bytes:
     return raw
 
 
+def _writer() -> InboxWriter:
+    """This process's inbox writer (integration.inbox_writer), with its announcer thread."""
+    writer = current_app.extensions.get("textback.inbox_writer")
+    if writer is None:
+        with _WRITER_LOCK:
+            writer = current_app.extensions.get("textback.inbox_writer")
+            if writer is None:
+                writer = InboxWriter(ack_db, announce=_announcer(_enqueue_redis()))
+                current_app.extensions["textback.inbox_writer"] = writer
+    return writer
+
+
 def _store(payload: dict, raw_body: bytes) -> Receipt:
-    """One INSERT on the ack pool (autocommit, statement timeout): committed when it returns."""
+    """Committed when it returns: one INSERT on the ack pool (autocommit)."""
     event = classify_event(payload, raw_body=raw_body, app_id=get_settings().ghl_app_id)
-    with ack_db.engine.connect() as connection:
-        receipt = store_event(connection, event)
+    receipt = _writer().store(event)
     if receipt.created and receipt.status == "ignored":
         log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type,
                  receipt.status_reason, receipt.event_id, event.location_id or "-")
     return receipt
 
 
-def _enqueue(event_id: int) -> None:
-    """Announce the stored event to the workers (one RPUSH; workers.admitter makes it a job).
+def _announcer(connection: Redis | None):
+    """How newly stored events are announced to the workers (workers.admitter): one RPUSH per group.
 
-    Best effort: the row is committed, so a failure here only delays processing until the next sweep.
+    Called from the writer's announcer thread, outside any app context, so it is bound to its client here.
+    Best effort: the rows are committed, so a failure only delays processing until the next sweep.
     """
-    from workers.queues import announce_event
+    from workers.queues import announce_events
 
-    connection = _enqueue_redis()
-    if connection is None:
-        log.warning("event %s stored but not enqueued: REDIS_URL is not set", event_id)
-        return
-    try:
-        announce_event(connection, event_id)
-    except Exception as exc:
-        log.warning("event %s stored but not enqueued (%s); the sweeper will enqueue it", event_id,
-                    type(exc).__name__)
+    def announce(event_ids: list[int]) -> None:
+        if connection is None:
+            log.warning("events %s stored but not enqueued: REDIS_URL is not set", ", ".join(map(str, event_ids)))
+            return
+        announce_events(connection, event_ids)
+
+    return announce
 
 
 @bp.post("/webhooks/ghl")
@@ -132,8 +146,6 @@ def receive_ghl_webhook():
         return jsonify(error=str(exc)), 400
 
     receipt = _store(payload, raw_body)
-    if receipt.should_enqueue:
-        _enqueue(receipt.event_id)
     return jsonify(status="stored" if receipt.created else "duplicate", id=receipt.event_id), 200
 
 

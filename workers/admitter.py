@@ -4,7 +4,8 @@ The receiver's ack path ends with one RPUSH of the new event's id (workers.queue
 building an RQ job there cost more CPU than storing the event, and the ack path is what must keep up
 with HighLevel. The maintenance process (workers.maintenance) runs an Admitter thread that blocks on
 that list and enqueues each id under its deterministic job id, so the delay it adds is one Redis round
-trip. `python -m workers --burst` and the tests admit what is waiting before they work.
+trip. Every worker also admits what is waiting before each dequeue, and a burst worker (`--burst`,
+tests) that finds its queues empty admits new events straight from the inbox before it stops.
 
 Nothing is lost if an announcement is: the inbox row is the record, and the sweeper enqueues any
 pending event older than a few seconds (announcement lost, popped by an admitter that then died, or
@@ -19,11 +20,14 @@ import threading
 
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
+from integration.db import Database
+from integration.models import WebhookEvent
 from workers.config import WorkerConfig
 from workers.queues import NEW_EVENTS_KEY, enqueue_event
 
-__all__ = ["Admitter", "admit_all_waiting", "admit_new_events"]
+__all__ = ["Admitter", "admit_all_waiting", "admit_new_events", "admit_stored_events"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,21 @@ def admit_new_events(connection: Redis, *, config: WorkerConfig, block_seconds: 
             continue
         enqueue_event(connection, event_id, attempt=0, config=config)
     return len(raw_ids)
+
+
+def admit_stored_events(database: Database, connection: Redis, *, config: WorkerConfig, limit: int = 500) -> int:
+    """Enqueue new events (pending, never attempted) straight from the inbox; those with a job already keep it.
+
+    For burst workers (`--burst`, tests): an announcement is sent after the receiver has answered, so one
+    may still be on its way when a burst worker finds the queues empty and would stop.
+    """
+    with database.session() as session:
+        event_ids = list(session.scalars(
+            select(WebhookEvent.id).where(WebhookEvent.status == "pending", WebhookEvent.attempts == 0)
+            .order_by(WebhookEvent.id).limit(limit)))
+    for event_id in event_ids:
+        enqueue_event(connection, event_id, attempt=0, config=config)
+    return len(event_ids)
 
 
 def admit_all_waiting(connection: Redis, *, config: WorkerConfig) -> int:

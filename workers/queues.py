@@ -29,6 +29,7 @@ __all__ = [
     "WEBHOOKS_QUEUE",
     "EnqueueOutcome",
     "announce_event",
+    "announce_events",
     "default_retry",
     "enqueue",
     "enqueue_event",
@@ -192,7 +193,12 @@ def enqueue_event(
 
 def announce_event(connection: Redis, event_id: int) -> None:
     """Tell the admitter a new event is stored (one command). Raises redis.RedisError when Redis is unreachable."""
-    connection.rpush(NEW_EVENTS_KEY, int(event_id))
+    announce_events(connection, [event_id])
+
+
+def announce_events(connection: Redis, event_ids: list[int]) -> None:
+    """Tell the admitter these new events are stored, in order, with one command."""
+    connection.rpush(NEW_EVENTS_KEY, *(int(event_id) for event_id in event_ids))
 
 
 def _job_is_stale(connection: Redis, job_id: str, *, lease_seconds: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import pytest
@@ -43,8 +44,16 @@ def post(client, body: bytes, headers: dict):
     return client.post(URL, data=body, headers=headers)
 
 
-def announced_event_ids(redis_client) -> list[int]:
-    """What the receiver announced to the admitter (workers.admitter turns these into jobs)."""
+def announced_event_ids(redis_client, *, count: int) -> list[int]:
+    """What the receiver announced to the admitter (workers.admitter turns these into jobs).
+
+    Announcements are sent by a thread of the web process after the answer: wait for `count` of them, and
+    when none is expected, long enough for a wrong one to show up.
+    """
+    deadline = time.monotonic() + 5
+    while redis_client.llen(NEW_EVENTS_KEY) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05 if count else 0.3)
     return [int(raw) for raw in redis_client.lrange(NEW_EVENTS_KEY, 0, -1)]
 
 
@@ -61,7 +70,7 @@ def test_valid_webhook_is_stored_pending_then_enqueued(client, signed_webhook, l
     assert (row.dedupe_key, row.event_type, row.location_id, row.status) == (
         "wh-accepted-1", "InboundMessage", location, "pending")
     assert row.payload["messageId"].startswith("msg")
-    assert announced_event_ids(redis_client) == [row.id]
+    assert announced_event_ids(redis_client, count=1) == [row.id]
 
 
 def test_rsa_only_webhook_accepted_when_enabled(client, signed_webhook, live_location):
@@ -86,7 +95,7 @@ def test_same_webhook_five_times_one_row_five_200s(client, signed_webhook, live_
     assert [a.json["status"] for a in answers] == ["stored"] + ["duplicate"] * 4
     assert len({a.json["id"] for a in answers}) == 1
     assert row_count() == 1
-    assert len(announced_event_ids(redis_client)) == 1
+    assert len(announced_event_ids(redis_client, count=1)) == 1
 
 
 def test_same_call_with_two_webhook_ids_is_two_rows(client, signed_webhook, live_location):
@@ -144,7 +153,7 @@ def test_event_for_a_location_that_is_not_live_is_stored_ignored(client, signed_
     assert response.status_code == 200
     [row] = rows()
     assert (row.status, row.status_reason) == ("ignored", reason)
-    assert announced_event_ids(redis_client) == []
+    assert announced_event_ids(redis_client, count=0) == []
 
 
 def test_event_for_another_app_is_stored_ignored(client, signed_webhook, live_location, redis_client):
@@ -152,7 +161,7 @@ def test_event_for_another_app_is_stored_ignored(client, signed_webhook, live_lo
     assert post(client, *signed_webhook(payload)).status_code == 200
     [row] = rows()
     assert (row.status, row.status_reason) == ("ignored", "foreign app")
-    assert announced_event_ids(redis_client) == []
+    assert announced_event_ids(redis_client, count=0) == []
 
 
 def test_install_for_another_app_is_ignored_too(client, signed_webhook):

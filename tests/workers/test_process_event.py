@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -206,6 +207,9 @@ def test_webhook_to_done_through_a_real_rq_worker(app_context, client, signed_we
     event_id = response.json["id"]
     queue = get_queue(WEBHOOKS_QUEUE, get_redis())
     assert queue.get_job_ids() == []
+    deadline = time.monotonic() + 5  # announced by the web process's announcer thread, after the answer
+    while not get_redis().llen(NEW_EVENTS_KEY) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert get_redis().lrange(NEW_EVENTS_KEY, 0, -1) == [str(event_id).encode()]
     worker = TextbackSimpleWorker([queue], connection=get_redis(), serializer=SERIALIZER)
     worker.work(burst=True)

@@ -1,0 +1,87 @@
+"""Storing a webhook on the ack path, and announcing it to the workers without making the request wait.
+
+The event is committed by one INSERT on the ack pool (an autocommit connection: one round trip), which
+also decides from the location's row whether it is pending or ignored (integration.inbox.store_event).
+Its id is then announced to the workers (workers.admitter) by a thread of this process, many ids per
+RPUSH: a Redis round trip per webhook on the request thread cost the ack path a fifth of its CPU.
+
+Measured and left out: group commit (requests arriving together written by one INSERT). It cut
+PostgreSQL's CPU per webhook by a third but added a thread hand-off per request, and on the benchmark
+machine the ceiling did not move (benchmarks/webhook_pipeline.py; figures in issue 4's note).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from integration.db import Database
+from integration.inbox import Receipt, StoredEvent, store_event
+
+__all__ = ["InboxWriter"]
+
+log = logging.getLogger(__name__)
+
+# How long the announcer lets ids gather before each RPUSH (added to the webhook -> job delay).
+ANNOUNCE_GATHER_SECONDS = 0.002
+
+
+class InboxWriter:
+    """Stores events; `store()` returns once the event is committed (or raises what the write raised).
+
+    Args:
+        database: an autocommit Database (integration.extensions.ack_db): each INSERT commits itself.
+        announce: called from the announcer thread with ids of newly stored pending events, after their
+            commit; errors are logged and left to the sweeper.
+    """
+
+    def __init__(self, database: Database, *, announce: Callable[[list[int]], None] | None = None) -> None:
+        self.database = database
+        self._announcer = _Announcer(announce) if announce is not None else None
+
+    def store(self, event: StoredEvent) -> Receipt:
+        with self.database.engine.connect() as connection:
+            receipt = store_event(connection, event)
+        if receipt.should_enqueue and self._announcer is not None:
+            self._announcer.add(receipt.event_id)
+        return receipt
+
+
+class _Announcer:
+    """Announces committed events from a thread of its own, many ids per RPUSH.
+
+    The request only appends its id (no wait); the thread wakes, lets concurrent ids gather for a moment
+    and sends them together. The sweeper still covers ids lost with the process (killed between its
+    commit and the RPUSH) or with Redis.
+    """
+
+    def __init__(self, announce: Callable[[list[int]], None]) -> None:
+        self.announce = announce
+        self._ids: list[int] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, event_id: int) -> None:
+        with self._wake:
+            self._ids.append(event_id)
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._run, name="textback-announcer", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._ids:
+                    self._wake.wait()
+            # Under load one RPUSH then carries many ids, where waking for each would cost a thread switch each.
+            time.sleep(ANNOUNCE_GATHER_SECONDS)
+            with self._wake:
+                ids, self._ids = self._ids, []
+            try:
+                self.announce(ids)
+            except Exception as exc:
+                log.warning("events %s stored but not enqueued (%s); the sweeper will enqueue them",
+                            ", ".join(map(str, ids)), type(exc).__name__)
