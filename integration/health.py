@@ -65,6 +65,9 @@ class _StoreCollector:
                                      labels=["user_type", "status"])
         locations = GaugeMetricFamily("textback_locations", "Locations by status", labels=["status"])
         up = GaugeMetricFamily("textback_dependency_up", "1 when a dependency answers", labels=["dependency"])
+        unadmitted = GaugeMetricFamily(
+            "textback_webhook_announcements_waiting",
+            "New webhook events announced but not yet made jobs (grows when no worker runs maintenance)")
         db_ok = _check_database() is None
         up.add_metric(["database"], 1.0 if db_ok else 0.0)
         if db_ok:
@@ -82,8 +85,13 @@ class _StoreCollector:
                 for status, count in session.execute(select(Location.status, func.count()).group_by(Location.status)):
                     locations.add_metric([status], count)
         with self.app.app_context():
-            up.add_metric(["redis"], 1.0 if _check_redis() is None else 0.0)
-        yield from (inbox, installs, locations, up)
+            redis_ok = _check_redis() is None
+            up.add_metric(["redis"], 1.0 if redis_ok else 0.0)
+            if redis_ok:
+                from workers.queues import NEW_EVENTS_KEY
+
+                unadmitted.add_metric([], get_redis().llen(NEW_EVENTS_KEY))
+        yield from (inbox, installs, locations, up, unadmitted)
 
 
 @bp.get("/metrics")

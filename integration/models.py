@@ -116,7 +116,8 @@ class WebhookEvent(Base):
     # cost every insert on the ack path a little more.
     event_type: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[str | None] = mapped_column(String(64))
-    location_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # No index of its own: the one lookup by location (a pending UNINSTALL) goes through (event_type, received_at).
+    location_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONType)
     # pending | processing | done | ignored | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")

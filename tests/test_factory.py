@@ -48,3 +48,11 @@ def test_metrics_in_prometheus_format(client):
     body = response.get_data(as_text=True)
     assert 'textback_dependency_up{dependency="database"} 1.0' in body
     assert 'textback_dependency_up{dependency="redis"} 1.0' in body
+    assert "textback_webhook_announcements_waiting 0.0" in body
+
+
+def test_metrics_count_announcements_no_worker_has_admitted(client, redis_client):
+    from workers.queues import announce_events
+
+    announce_events(redis_client, [1, 2, 3])
+    assert "textback_webhook_announcements_waiting 3.0" in client.get("/metrics").get_data(as_text=True)
