@@ -1,8 +1,9 @@
 """The admitter: turns the receiver's announcements of new inbox events into `process_event` jobs.
 
-The receiver's ack path ends with one RPUSH of the new event's id (workers.queues.announce_event):
-building an RQ job there cost more CPU than storing the event, and the ack path is what must keep up
-with HighLevel. The maintenance process (workers.maintenance) runs an Admitter thread that blocks on
+The receiver stores each new event and hands its id to an announcer thread of the web process, which
+RPUSHes ids in groups (integration.inbox_writer, workers.queues.announce_events): building an RQ job on
+the ack path cost more CPU than storing the event, and the ack path is what must keep up with HighLevel.
+The maintenance process (workers.maintenance) runs an Admitter thread that blocks on
 that list and enqueues each id under its deterministic job id, so the delay it adds is one Redis round
 trip. Every worker also admits what is waiting before each dequeue, and a burst worker (`--burst`,
 tests) that finds its queues empty admits new events straight from the inbox before it stops.

@@ -28,7 +28,6 @@ __all__ = [
     "SERIALIZER",
     "WEBHOOKS_QUEUE",
     "EnqueueOutcome",
-    "announce_event",
     "announce_events",
     "default_retry",
     "enqueue",
@@ -47,8 +46,9 @@ QUEUE_NAMES = (WEBHOOKS_QUEUE, DEFAULT_QUEUE, LOW_QUEUE)
 
 SERIALIZER = JSONSerializer
 PROCESS_EVENT = "workers.jobs.process_event"
-# The receiver announces each new inbox event here (one RPUSH of its id) instead of building an RQ job on
-# the ack path, which cost more CPU than storing the event; workers.admitter turns announcements into jobs.
+# New inbox events are announced here (their ids, RPUSHed by the web process's announcer thread) instead of
+# an RQ job being built on the ack path, which cost more CPU than storing the event; workers.admitter turns
+# announcements into jobs.
 NEW_EVENTS_KEY = "textback:inbox:new"
 
 # RQ 2.8+ accepts only these characters in a custom job id.
@@ -191,13 +191,12 @@ def enqueue_event(
     return EnqueueOutcome("replaced", job_id)
 
 
-def announce_event(connection: Redis, event_id: int) -> None:
-    """Tell the admitter a new event is stored (one command). Raises redis.RedisError when Redis is unreachable."""
-    announce_events(connection, [event_id])
-
-
 def announce_events(connection: Redis, event_ids: list[int]) -> None:
-    """Tell the admitter these new events are stored, in order, with one command."""
+    """Tell the admitter these new events are stored, in order, with one command.
+
+    Raises:
+        redis.RedisError: Redis is unreachable.
+    """
     connection.rpush(NEW_EVENTS_KEY, *(int(event_id) for event_id in event_ids))
 
 

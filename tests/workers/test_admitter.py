@@ -17,7 +17,7 @@ from integration.extensions import get_redis
 from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event
 from workers.admitter import Admitter, admit_all_waiting, admit_new_events
-from workers.queues import NEW_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, announce_event, event_job_id, get_queue
+from workers.queues import NEW_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, announce_events, event_job_id, get_queue
 from workers.worker import TextbackSimpleWorker
 
 
@@ -27,8 +27,8 @@ def queued() -> list[str]:
 
 def test_announced_events_become_jobs_under_their_deterministic_ids(make_event, worker_config):
     first, second = make_event(), make_event()
-    announce_event(get_redis(), first)
-    announce_event(get_redis(), second)
+    announce_events(get_redis(), [first])
+    announce_events(get_redis(), [second])
     assert queued() == []
     assert admit_new_events(get_redis(), config=worker_config) == 2
     assert queued() == [event_job_id(first, 0), event_job_id(second, 0)]
@@ -43,8 +43,8 @@ def test_an_event_announced_twice_or_already_swept_gets_one_job(make_event, work
 
     event_id = make_event()
     enqueue_event(get_redis(), event_id, attempt=0, config=worker_config)  # the sweeper got there first
-    announce_event(get_redis(), event_id)
-    announce_event(get_redis(), event_id)
+    announce_events(get_redis(), [event_id])
+    announce_events(get_redis(), [event_id])
     assert admit_all_waiting(get_redis(), config=worker_config) == 2
     assert queued() == [event_job_id(event_id, 0)]
 
@@ -52,7 +52,7 @@ def test_an_event_announced_twice_or_already_swept_gets_one_job(make_event, work
 def test_a_garbled_announcement_is_dropped_with_a_log_line(make_event, worker_config, caplog):
     event_id = make_event()
     get_redis().rpush(NEW_EVENTS_KEY, "not-an-id")
-    announce_event(get_redis(), event_id)
+    announce_events(get_redis(), [event_id])
     with caplog.at_level(logging.WARNING, logger="workers.admitter"):
         assert admit_all_waiting(get_redis(), config=worker_config) == 2
     assert queued() == [event_job_id(event_id, 0)]
@@ -62,7 +62,7 @@ def test_a_garbled_announcement_is_dropped_with_a_log_line(make_event, worker_co
 def test_batches_are_bounded_and_admit_all_waiting_drains_them(make_event, worker_config):
     ids = [make_event() for _ in range(5)]
     for event_id in ids:
-        announce_event(get_redis(), event_id)
+        announce_events(get_redis(), [event_id])
     assert admit_new_events(get_redis(), config=worker_config, batch_size=2) == 2
     assert admit_all_waiting(get_redis(), config=worker_config) == 3
     assert queued() == [event_job_id(event_id, 0) for event_id in ids]
@@ -72,7 +72,7 @@ def test_a_blocking_admit_waits_for_the_next_announcement(make_event, worker_con
     assert admit_new_events(get_redis(), config=worker_config, block_seconds=0.2) == 0
     event_id = make_event()
     client = get_redis()
-    threading.Timer(0.3, lambda: announce_event(client, event_id)).start()
+    threading.Timer(0.3, lambda: announce_events(client, [event_id])).start()
     assert admit_new_events(client, config=worker_config, block_seconds=3) == 1
     assert queued() == [event_job_id(event_id, 0)]
 
@@ -82,7 +82,7 @@ def test_the_admitter_thread_admits_as_events_arrive_and_stops(make_event, worke
     admitter = Admitter(get_redis(), config=worker_config, stop=stop).start()
     try:
         event_id = make_event()
-        announce_event(get_redis(), event_id)
+        announce_events(get_redis(), [event_id])
         deadline = time.monotonic() + 10
         while queued() != [event_job_id(event_id, 0)] and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -112,7 +112,7 @@ def test_the_admitter_survives_a_redis_outage(make_event, worker_config, caplog)
             server.port = port
             server.start()
             event_id = make_event()
-            announce_event(client, event_id)
+            announce_events(client, [event_id])
             deadline = time.monotonic() + 15
             while client.llen(NEW_EVENTS_KEY) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -129,7 +129,7 @@ def test_the_admitter_survives_a_redis_outage(make_event, worker_config, caplog)
 
 def test_a_burst_worker_admits_and_runs_announced_events(make_event, evidence_dir):
     event_id = make_event("TestRecord")
-    announce_event(get_redis(), event_id)
+    announce_events(get_redis(), [event_id])
     TextbackSimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(),
                          serializer=SERIALIZER).work(burst=True)
     assert load_event(event_id).status == "done"

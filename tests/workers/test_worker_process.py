@@ -166,14 +166,14 @@ def test_two_worker_processes_given_the_same_event_twice_run_it_once(app_context
 def test_an_idle_worker_runs_an_announced_event_promptly(app_context, make_event, evidence_dir, start_worker):
     """The receiver only announces new events: the maintenance process's admitter makes the job while the
     worker is blocked waiting for one (no sweep needed: the sweeper's minimum age is seconds)."""
-    from workers.queues import announce_event
+    from workers.queues import announce_events
 
     worker = start_worker(SWEEP_MIN_AGE_SECONDS="600")
     wait_for(lambda: live_worker_count() == 1, what="the worker", workers=[worker])
     time.sleep(1.0)  # let it settle into its blocking wait
     event_id = make_event("TestRecord")
     announced_at = time.monotonic()
-    announce_event(get_redis(), event_id)
+    announce_events(get_redis(), [event_id])
     wait_for(lambda: load_event(event_id).status == "done", what="the announced event", workers=[worker],
              timeout=30)
     assert time.monotonic() - announced_at < 5
