@@ -44,6 +44,9 @@ def create_app(config: Settings | Mapping[str, object] | None = None, *, null_po
 
     app.register_blueprint(health_bp)
     _register_optional_blueprints(app)
+    from integration.webhooks import mount_receiver
+
+    mount_receiver(app)
     logging.getLogger(__name__).debug("app created (env=%s, sandbox_mode=%s)", settings.env, settings.sandbox_mode)
     return app
 

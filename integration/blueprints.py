@@ -1,4 +1,7 @@
-"""The web surfaces of the app, one blueprint each. Add a new surface here."""
+"""The web surfaces of the app, one blueprint each. Add a new surface here.
+
+The webhook receiver is not among them: it is mounted in front of Flask (integration.webhooks).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,7 @@ __all__ = ["all_blueprints"]
 def all_blueprints() -> list[Blueprint]:
     from integration.app_page import bp as app_page_bp
     from integration.crm.page import bp as crm_settings_bp
-    from integration.webhooks import bp as webhooks_bp
     from oauth.views import bp as oauth_bp
 
-    blueprints: list[Blueprint] = [app_page_bp, crm_settings_bp, webhooks_bp, oauth_bp]
+    blueprints: list[Blueprint] = [app_page_bp, crm_settings_bp, oauth_bp]
     return blueprints

@@ -16,59 +16,58 @@ Storing is one INSERT on the ack pool (integration.inbox_writer); a thread of th
 new ids to the workers, many per RPUSH, so no request waits on Redis.
 The request makes no outbound HTTP call; Redis is touched only after the commit, with short timeouts,
 and a failed announcement is repaired by the sweeper.
+
+The route is a plain WSGI handler mounted in front of Flask (`mount_receiver`), not a Flask view: it
+needs none of Flask's per-request machinery (request context, session cookie, URL map, error pages),
+and on the benchmark machine that machinery cost more CPU than verifying, parsing and storing together
+(benchmarks/webhook_pipeline.py; figures in issue 4's note). Every other path goes on to Flask.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from functools import cached_property
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Flask
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_input_stream
 
+from integration.config import Settings
 from integration.extensions import ack_db, get_settings
 from integration.inbox import PayloadError, Receipt, classify_event, parse_payload
 from integration.inbox_writer import InboxWriter
 from integration.signatures import SignatureError, WebhookVerifier
 
-__all__ = ["RETRY_AFTER_SECONDS", "bp"]
+__all__ = ["RETRY_AFTER_SECONDS", "WEBHOOK_PATH", "WebhookReceiver", "mount_receiver"]
 
 log = logging.getLogger(__name__)
-bp = Blueprint("webhooks", __name__)
 
+WEBHOOK_PATH = "/webhooks/ghl"
 # HighLevel retries on its own schedule (~10 min) whatever we say; 60 s is an honest hint for others.
 RETRY_AFTER_SECONDS = 60
 _ENQUEUE_SOCKET_TIMEOUT = 0.5
 _ENQUEUE_CLIENTS: dict[str, Redis] = {}
 _ENQUEUE_CLIENTS_LOCK = threading.Lock()
-_WRITER_LOCK = threading.Lock()
+Answer = tuple[str, list[tuple[str, str]], bytes]  # WSGI status line, headers, body
 
 
-@bp.record_once
-def _exempt_from_csrf(state) -> None:
-    """Webhooks are authenticated by signature, not by a session: no CSRF token applies."""
-    csrf = state.app.extensions.get("csrf")
-    if csrf is not None:
-        csrf.exempt(bp)
+def mount_receiver(app: Flask) -> None:
+    """Put the receiver in front of `app`'s WSGI pipeline (test clients and gunicorn both go through it)."""
+    app.wsgi_app = WebhookReceiver(get_settings(app), downstream=app.wsgi_app)  # type: ignore[method-assign]
 
 
-def _verifier() -> WebhookVerifier:
-    verifier = current_app.extensions.get("textback.webhook_verifier")
-    if verifier is None:
-        verifier = WebhookVerifier.from_settings(get_settings())
-        current_app.extensions["textback.webhook_verifier"] = verifier
-    return verifier
-
-
-def _enqueue_redis() -> Redis | None:
-    """A Redis client for the ack path only: short timeouts and no retries, so an outage costs milliseconds.
+def _enqueue_redis(url: str | None) -> Redis | None:
+    """A Redis client for announcing only: short timeouts and no retries, so an outage costs milliseconds.
 
     One per process and URL (not per app), so test suites and reloads do not leak connection pools.
     """
-    url = get_settings().redis_url
     if not url:
         return None
     with _ENQUEUE_CLIENTS_LOCK:
@@ -80,43 +79,11 @@ def _enqueue_redis() -> Redis | None:
     return client
 
 
-def _read_body(limit: int) -> bytes:
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
-    raw = request.get_data(cache=False)
-    if len(raw) > limit:
-        raise RequestEntityTooLarge()
-    return raw
-
-
-def _writer() -> InboxWriter:
-    """This process's inbox writer (integration.inbox_writer), with its announcer thread."""
-    writer = current_app.extensions.get("textback.inbox_writer")
-    if writer is None:
-        with _WRITER_LOCK:
-            writer = current_app.extensions.get("textback.inbox_writer")
-            if writer is None:
-                writer = InboxWriter(ack_db, announce=_announcer(_enqueue_redis()))
-                current_app.extensions["textback.inbox_writer"] = writer
-    return writer
-
-
-def _store(payload: dict, raw_body: bytes) -> Receipt:
-    """Committed when it returns: one INSERT on the ack pool (autocommit)."""
-    event = classify_event(payload, raw_body=raw_body, app_id=get_settings().ghl_app_id)
-    receipt = _writer().store(event)
-    if receipt.created and receipt.status == "ignored":
-        log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type,
-                 receipt.status_reason, receipt.event_id, event.location_id or "-")
-    return receipt
-
-
 def _announcer(connection: Redis | None):
     """How newly stored events are announced to the workers (workers.admitter): one RPUSH per group.
 
-    Called from the writer's announcer thread, outside any app context, so it is bound to its client here.
-    Best effort: the rows are committed, so a failure only delays processing until the next sweep.
+    Called from the writer's announcer thread. Best effort: the rows are committed, so a failure only
+    delays processing until the next sweep.
     """
     from workers.queues import announce_events
 
@@ -129,36 +96,93 @@ def _announcer(connection: Redis | None):
     return announce
 
 
-@bp.post("/webhooks/ghl")
-def receive_ghl_webhook():
-    """Every HighLevel webhook: 200 once stored (or already stored), 429 if it cannot be stored now."""
-    settings = get_settings()
-    raw_body = _read_body(settings.webhook_max_bytes)
-    try:
-        scheme = _verifier().verify(raw_body, request.headers)
-    except SignatureError as exc:
-        log.info("webhook rejected: %s (%d bytes from %s)", exc.reason, len(raw_body), request.remote_addr)
-        return jsonify(error="invalid or missing signature"), 401
-    try:
-        payload = parse_payload(raw_body)
-    except PayloadError as exc:
-        log.warning("signed webhook (%s) rejected: %s (%d bytes)", scheme, exc, len(raw_body))
-        return jsonify(error=str(exc)), 400
-
-    receipt = _store(payload, raw_body)
-    return jsonify(status="stored" if receipt.created else "duplicate", id=receipt.event_id), 200
+def _json(status: int, body: dict, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    """(status line, headers, body) of a JSON answer."""
+    data = json.dumps(body).encode()
+    return (f"{status} {HTTP_STATUS_CODES[status]}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers], data)
 
 
-@bp.errorhandler(Exception)
-def _never_5xx(exc: Exception):
-    """Client errors keep their status; anything else (database down, a bug) becomes 429 so HighLevel retries."""
-    if isinstance(exc, HTTPException) and exc.code is not None and exc.code < 500:
-        return exc
-    from sqlalchemy.exc import SQLAlchemyError
+def _read_body(environ, limit: int) -> bytes:
+    """The raw body, at most `limit` bytes.
 
-    if isinstance(exc, SQLAlchemyError):
-        log.error("webhook not stored, database unavailable (%s); answered 429", type(exc).__name__)
-    else:
-        log.error("webhook not stored, unexpected error; answered 429", exc_info=exc)
-    response = jsonify(error="the webhook could not be stored right now; retry later")
-    return response, 429, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    Raises:
+        RequestEntityTooLarge: longer than `limit` (413). ClientDisconnected: shorter than declared (400).
+    """
+    raw = get_input_stream(environ, max_content_length=limit).read()
+    if len(raw) > limit:  # belt and braces: a chunked body declares no length
+        raise RequestEntityTooLarge()
+    return raw
+
+
+class WebhookReceiver:
+    """WSGI middleware: answers POST /webhooks/ghl itself and passes every other request to `downstream`."""
+
+    def __init__(self, settings: Settings, *, downstream) -> None:
+        self.settings = settings
+        self.downstream = downstream
+        # This process's inbox writer (integration.inbox_writer); its announcer thread starts on first use.
+        self.writer = InboxWriter(ack_db, announce=_announcer(_enqueue_redis(settings.redis_url)))
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != WEBHOOK_PATH:
+            return self.downstream(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            status, headers, body = _json(405, {"error": "only POST is allowed here"}, (("Allow", "POST"),))
+        else:
+            status, headers, body = self._answer(environ)
+        start_response(status, headers)
+        return [body]
+
+    @cached_property
+    def verifier(self) -> WebhookVerifier:
+        """Built on first use: an app created only for a CLI command never parses the keys."""
+        return WebhookVerifier.from_settings(self.settings)
+
+    def _answer(self, environ) -> Answer:
+        """200 once stored (or already stored), 429 if it cannot be stored now, a final 4xx for bad input."""
+        try:
+            return self._receive(environ)
+        except HTTPException as exc:
+            if exc.code is not None and exc.code < 500:  # 413, or 400 for a body cut short
+                return _json(exc.code, {"error": exc.description or exc.name})
+            return self._retry_later(exc)
+        except Exception as exc:
+            return self._retry_later(exc)
+
+    def _receive(self, environ) -> Answer:
+        raw_body = _read_body(environ, self.settings.webhook_max_bytes)
+        try:
+            scheme = self.verifier.verify(raw_body, EnvironHeaders(environ))
+        except SignatureError as exc:
+            log.info("webhook rejected: %s (%d bytes from %s)", exc.reason, len(raw_body),
+                     environ.get("REMOTE_ADDR"))
+            return _json(401, {"error": "invalid or missing signature"})
+        try:
+            payload = parse_payload(raw_body)
+        except PayloadError as exc:
+            log.warning("signed webhook (%s) rejected: %s (%d bytes)", scheme, exc, len(raw_body))
+            return _json(400, {"error": str(exc)})
+        receipt = self._store(payload, raw_body)
+        return _json(200, {"status": "stored" if receipt.created else "duplicate", "id": receipt.event_id})
+
+    def _store(self, payload: dict, raw_body: bytes) -> Receipt:
+        """Committed when it returns: one INSERT on the ack pool (autocommit)."""
+        event = classify_event(payload, raw_body=raw_body, app_id=self.settings.ghl_app_id)
+        receipt = self.writer.store(event)
+        if receipt.created and receipt.status == "ignored":
+            log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type,
+                     receipt.status_reason, receipt.event_id, event.location_id or "-")
+        return receipt
+
+    @staticmethod
+    def _retry_later(exc: BaseException) -> Answer:
+        """Anything else (database down, a bug) becomes 429 so HighLevel retries: never a 5xx."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            log.error("webhook not stored, database unavailable (%s); answered 429", type(exc).__name__)
+        else:
+            log.error("webhook not stored, unexpected error; answered 429", exc_info=exc)
+        return _json(429, {"error": "the webhook could not be stored right now; retry later"},
+                     (("Retry-After", str(RETRY_AFTER_SECONDS)),))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 import uuid
@@ -284,5 +285,33 @@ def test_oversized_body_is_413_without_a_row(client, settings, signed_webhook, l
     assert_rejected(post(client, *signed_webhook(missed_call(live_location(), body=padding))), 413)
 
 
+def test_chunked_body_over_the_limit_is_413_without_a_row(client, settings, signed_webhook, live_location):
+    """A chunked body declares no length: the limit is enforced while reading (the server terminates the stream)."""
+    padding = "x" * (settings.webhook_max_bytes + 1)
+    body, headers = signed_webhook(missed_call(live_location(), body=padding))
+    response = client.post(URL, input_stream=io.BytesIO(body), headers=headers,
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert_rejected(response, 413)
+
+
+def test_body_shorter_than_its_content_length_is_refused_without_a_row(client, signed_webhook, live_location):
+    """The client went away mid-body: nothing is stored from the part that arrived.
+
+    Depending on the server the stream ends early (the signature then fails: 401) or reports the disconnect (400).
+    """
+    body, headers = signed_webhook(missed_call(live_location()))
+    response = client.post(URL, input_stream=io.BytesIO(body[:50]),
+                           headers={**headers, "Content-Length": str(len(body))})
+    assert response.status_code in (400, 401)
+    assert row_count() == 0
+
+
 def test_get_is_not_allowed(client):
-    assert client.get(URL).status_code == 405
+    response = client.get(URL)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+def test_other_paths_are_flasks(client):
+    """The receiver sits in front of Flask and lets every other request through."""
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/webhooks/ghl/").status_code == 404
