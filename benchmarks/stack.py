@@ -44,15 +44,11 @@ class Stack:
         self.env = env
         self.children: list[_Child] = []
 
-    def spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None, nice: int = 0) -> None:
-        """Start `argv` (our own interpreter's modules) in a new session, output to <name>.log.
-
-        `nice` > 0 lowers the child's CPU priority (e.g. background workers below the web processes).
-        """
+    def spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> None:
+        """Start `argv` (our own interpreter's modules) in a new session, output to <name>.log."""
         log_path = self.run_dir / f"{name}.log"
-        prefix = ["nice", "-n", str(nice)] if nice else []
         with open(log_path, "ab") as log:
-            process = subprocess.Popen([*prefix, sys.executable, *argv], env=env or self.env, stdout=log,
+            process = subprocess.Popen([sys.executable, *argv], env=env or self.env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=Path.cwd())
         self.children.append(_Child(name, process, log_path))
 

@@ -80,7 +80,7 @@ TARGET_SEND_P50_MS = 150.0
 TARGET_SEND_P99_MS = 1000.0
 TARGET_INGEST_SHARE = 0.5
 # Environment variables that must not leak from the caller's shell into the stack.
-_SCRUBBED_PREFIXES = ("GHL_", "TEXTBACK_", "SANDBOX_")
+_SCRUBBED_PREFIXES = ("GHL_", "TEXTBACK_", "SANDBOX_", "WORKER_")
 _SCRUBBED = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "PUBLIC_BASE_URL",
              "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"}
 
@@ -176,8 +176,9 @@ def start_stack(stack: Stack, args: argparse.Namespace, urls: Urls) -> None:
                          *gunicorn])
     for number in range(args.workers):
         # One maintenance loop (sweeper, periodic jobs) is enough; the others only run jobs.
+        worker_env = stack.env if args.worker_nice is None else {**stack.env, "WORKER_NICE": str(args.worker_nice)}
         stack.spawn(f"worker{number + 1}", ["-m", "workers", *(["--no-maintenance"] if number else [])],
-                    nice=args.worker_nice)
+                    env=worker_env)
     stack.wait_http("web", f"{urls.app}/healthz")
     stack.wait_http("bare", f"{urls.bare}/healthz")
 
@@ -474,8 +475,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn --workers for both endpoints")
     parser.add_argument("--web-threads", type=int, default=4, help="gunicorn --threads for both endpoints")
     parser.add_argument("--workers", type=int, default=2, help="`python -m workers` processes (default 2)")
-    parser.add_argument("--worker-nice", type=int, default=0,
-                        help="run the workers at this nice level (web keeps priority on a saturated machine)")
+    parser.add_argument("--worker-nice", type=int, default=None,
+                        help="the workers' WORKER_NICE (default: the product's, workers.config; 0 = web's priority)")
     parser.add_argument("--senders", type=int, default=160,
                         help="open-loop sender threads (enough to hold the rate through 1.5 s answers at 100/s)")
     parser.add_argument("--phases", default="1,2,3", help="which phases to run (default 1,2,3)")
@@ -577,7 +578,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
     say(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; code: {code_version()}")
     say(f"web: gunicorn integration.wsgi:app --workers {args.web_workers} --threads {args.web_threads}; "
         f"bare: gunicorn benchmarks.bare_endpoint:app (same settings); {args.workers} x python -m workers"
-        f"{f' (nice {args.worker_nice})' if args.worker_nice else ''}; "
+        f" (WORKER_NICE {args.worker_nice if args.worker_nice is not None else 'default'}); "
         f"sandbox: python -m integration.cli sandbox")
     say(f"database: {database.engine.url.render_as_string(hide_password=True)}; redis: {args.redis_url}")
     say(f"rate limits LIFTED for this run: sandbox rate_limit={LIFTED_RATE_LIMIT}/10 s, "

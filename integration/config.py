@@ -66,7 +66,7 @@ def parse_bool(name: str, raw: str | None, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def parse_int(name: str, raw: str | None, default: int, *, minimum: int = 0) -> int:
+def parse_int(name: str, raw: str | None, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -75,6 +75,8 @@ def parse_int(name: str, raw: str | None, default: int, *, minimum: int = 0) -> 
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 

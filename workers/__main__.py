@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from workers.config import set_worker_config
     from workers.job_logging import install_job_log_filter
     from workers.maintenance import start_maintenance_process
+    from workers.priority import lower_cpu_priority
     from workers.queues import SERIALIZER
     from workers.worker import preload_job_code, worker_class
 
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     set_worker_config(app, worker_config)
     install_job_log_filter()
     preload_job_code()
+    # Before anything forks, so the maintenance process and work horses inherit it.
+    for change in lower_cpu_priority(worker_config.cpu_nice):
+        log.info("worker CPU priority lowered below the web's: %s (WORKER_NICE)", change)
 
     # Forked before the worker starts its pub/sub thread (see workers.maintenance for why a process).
     maintenance = None if args.no_maintenance or args.burst else start_maintenance_process(app)

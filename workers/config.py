@@ -36,6 +36,8 @@ class WorkerConfig:
     """Typed worker settings; tests derive variants with `override()`."""
 
     queues: tuple[str, ...] = ("webhooks", "default", "low")
+    # CPU priority below the web's (workers.priority): on a saturated shared machine webhooks are answered first.
+    cpu_nice: int = 10
     # False: run jobs in the worker process itself (RQ's SimpleWorker), keeping one database pool warm.
     # True: fork a work horse per job (RQ's default), isolating jobs from each other at the price of a
     # fork and fresh database connections per job (50-300 ms on a busy 2-core host; see the README).
@@ -82,6 +84,7 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
     queues = tuple(q.strip() for q in queues_raw.split(",") if q.strip()) or defaults.queues
     return WorkerConfig(
         queues=queues,
+        cpu_nice=parse_int("WORKER_NICE", env.get("WORKER_NICE"), defaults.cpu_nice, minimum=0, maximum=19),
         fork_per_job=parse_bool("WORKER_FORK_PER_JOB", env.get("WORKER_FORK_PER_JOB"), defaults.fork_per_job),
         job_monitoring_interval=parse_int(
             "WORKER_JOB_MONITORING_INTERVAL", env.get("WORKER_JOB_MONITORING_INTERVAL"),

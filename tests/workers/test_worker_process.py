@@ -189,3 +189,15 @@ def test_sigterm_lets_the_current_job_finish(app_context, make_event, worker_con
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=60) == 0
     assert load_event(event_id).status == "done"
+
+
+def test_the_worker_runs_below_the_web(start_worker):
+    """`python -m workers` applies WORKER_NICE (workers.priority) before it forks: its maintenance child too."""
+    worker = start_worker(WORKER_NICE="7")
+    wait_for(lambda: "on queues" in worker.output(), what="the worker to start", workers=[worker])
+    pids = wait_for(lambda: len(worker.session_pids()) >= 2 and worker.session_pids(),
+                    what="the maintenance process", workers=[worker])
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {max(7, own)}
+    if own < 7:
+        assert f"nice {own} -> 7 (WORKER_NICE)" in worker.output()
