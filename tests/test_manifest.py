@@ -5,8 +5,6 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
 from workers.handlers import HANDLERS, IGNORED_EVENTS
 
 MANIFEST = json.loads((Path(__file__).parent.parent / "marketplace.json").read_text())
