@@ -23,7 +23,7 @@ from rq.registry import StartedJobRegistry
 from integration.db import Database, utcnow
 from workers.config import WorkerConfig
 from workers.inbox import sweepable_events
-from workers.queues import QUEUE_NAMES, SERIALIZER, enqueue_event
+from workers.queues import QUEUE_NAMES, SERIALIZER, enqueue_event, live_event_jobs
 
 __all__ = ["SweepReport", "Sweeper"]
 
@@ -88,7 +88,12 @@ class Sweeper:
         # A short page means we reached the end: start from the beginning next time.
         next_cursor = strays[-1][0] if len(strays) == config.sweep_batch_size else 0
         self.redis.set(CURSOR_KEY, next_cursor, ex=3600)
+        live = live_event_jobs(self.redis, strays, lease_seconds=config.event_lease_seconds) if strays else set()
+        if live:
+            report.counts["already-queued"] += len(live)
         for event_id, attempts in strays:
+            if event_id in live:
+                continue
             outcome = enqueue_event(self.redis, event_id, attempt=attempts, config=config, replace_stale=True)
             report.counts[outcome.result] += 1
             if outcome.result != "already-queued":

@@ -7,7 +7,7 @@ from rq.job import Job
 from integration.extensions import db, get_redis
 from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event, seconds_ago, set_event
-from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, enqueue_event, event_job_id, get_queue
+from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, enqueue_event, event_job_id, get_queue, live_event_jobs
 from workers.sweeper import LOCK_NAME, Sweeper
 from workers.worker import TextbackSimpleWorker
 
@@ -111,3 +111,25 @@ def test_a_backlog_larger_than_a_batch_is_paged_through(make_event, worker_confi
     assert [small.sweep_once().counts["enqueued"] for _ in range(3)] == [2, 2, 1]
     assert small.sweep_once().counts == {"already-queued": 2}
     assert sorted(queued()) == sorted(event_job_id(e, 0) for e in events)
+
+
+def test_live_jobs_are_recognised_without_fetching_each(make_event, worker_config):
+    """live_event_jobs vouches only for a waiting job or one started within the lease; the rest go to
+    enqueue_event, which decides (a missing, finished or long-started job is replaced)."""
+    from datetime import UTC, datetime, timedelta
+
+    redis = get_redis()
+    waiting, fresh, old, finished, missing = (make_event() for _ in range(5))
+    for event_id in (waiting, fresh, old, finished):
+        enqueue_event(redis, event_id, attempt=0, config=worker_config)
+    now = datetime.now(UTC)
+    for event_id, status, started in ((fresh, "started", now - timedelta(seconds=1)),
+                                      (old, "started", now - timedelta(seconds=worker_config.event_lease_seconds + 5)),
+                                      (finished, "finished", None)):
+        job = Job.fetch(event_job_id(event_id, 0), connection=redis, serializer=SERIALIZER)
+        job.started_at = started
+        job.save()
+        job.set_status(status)
+    events = [(e, 0) for e in (waiting, fresh, old, finished, missing)]
+    assert live_event_jobs(redis, events, lease_seconds=worker_config.event_lease_seconds) == {waiting, fresh}
+    assert live_event_jobs(redis, [], lease_seconds=1) == set()
