@@ -20,9 +20,28 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["lower_cpu_priority"]
+__all__ = ["lower_cpu_priority", "scheduling_group_nice"]
 
 AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def scheduling_group_nice(path: Path = AUTOGROUP) -> int | None:
+    """The nice value of this process's autogroup, or None when it has none.
+
+    The file reads "/autogroup-85 nice 0" when the process is scheduled in an autogroup. It exists but is
+    empty when the process sits in a CPU cgroup of its own (containers, CI runners, systemd slices): the
+    kernel then ignores autogroups, and there is no group nice to read or to raise.
+    """
+    try:
+        fields = path.read_text().split()
+    except OSError:  # no autogroup support (the file is missing) or /proc unreadable
+        return None
+    if len(fields) != 3 or fields[1] != "nice":
+        return None
+    try:
+        return int(fields[2])
+    except ValueError:
+        return None
 
 
 def lower_cpu_priority(nice: int) -> list[str]:
@@ -35,10 +54,9 @@ def lower_cpu_priority(nice: int) -> list[str]:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, nice)
             changed.append(f"nice {current} -> {nice}")
-    if os.getsid(0) == os.getpid() and AUTOGROUP.exists():
-        with contextlib.suppress(OSError, ValueError):
-            group_nice = int(AUTOGROUP.read_text().split()[-1])
-            if group_nice < nice:
-                AUTOGROUP.write_text(str(nice))
-                changed.append(f"session's scheduling group nice {group_nice} -> {nice}")
+    group_nice = scheduling_group_nice(AUTOGROUP) if os.getsid(0) == os.getpid() else None
+    if group_nice is not None and group_nice < nice:
+        with contextlib.suppress(OSError):
+            AUTOGROUP.write_text(str(nice))
+            changed.append(f"session's scheduling group nice {group_nice} -> {nice}")
     return changed
