@@ -57,18 +57,17 @@ def claim_event(database: Database, event_id: int, *, lease_seconds: float, now:
         and_(WebhookEvent.status == PROCESSING, WebhookEvent.claimed_at < expired_before),
     )
     with database.transaction() as session:
-        result = session.execute(
+        # One statement: the compare-and-set returns what the handler needs (PostgreSQL, SQLite >= 3.35).
+        row = session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.id == event_id, claimable)
             .values(status=PROCESSING, claimed_at=now, attempts=WebhookEvent.attempts + 1)
+            .returning(WebhookEvent.attempts, WebhookEvent.event_type, WebhookEvent.location_id,
+                       WebhookEvent.company_id, WebhookEvent.payload)
             .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
-            return None
-        row = session.execute(
-            select(WebhookEvent.attempts, WebhookEvent.event_type, WebhookEvent.location_id,
-                   WebhookEvent.company_id, WebhookEvent.payload).where(WebhookEvent.id == event_id)
-        ).one()
+        ).one_or_none()
+    if row is None:
+        return None
     return ClaimedEvent(id=event_id, attempt=row.attempts, event_type=row.event_type, location_id=row.location_id,
                         company_id=row.company_id, payload=row.payload)
 
