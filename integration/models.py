@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from integration.db import Base, JSONType, UTCDateTime, utcnow
@@ -103,17 +103,25 @@ class LocationSettings(Base):
     location: Mapped[Location] = relationship(back_populates="settings")
 
 
+# Events still in play, or needing a person (not done, not ignored): what operators and the sweeper look for.
+ACTIVE_STATUSES = ("pending", "processing", "failed")
+ACTIVE_STATUSES_SQL = f"status IN ({', '.join(repr(status) for status in ACTIVE_STATUSES)})"
+
+
 class WebhookEvent(Base):
     """The durable inbox: every verified webhook lands here before HighLevel gets its 200."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_status_received", "status", "received_at"),)
+    # Only the events still in play: the sweeper, the admitter and /metrics look for these, and a finished
+    # event leaves the index (migration 0009 says why that matters on the ack path).
+    __table_args__ = (Index("ix_webhook_events_active", "status", "received_at",
+                            postgresql_where=text(ACTIVE_STATUSES_SQL), sqlite_where=text(ACTIVE_STATUSES_SQL)),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # webhookId when HighLevel sends one, else "sha256:<hex of the raw body>".
     dedupe_key: Mapped[str] = mapped_column(String(100), unique=True)
-    # Looked up by (event_type, received_at): oauth.models adds that index; one on event_type alone would only
-    # cost every insert on the ack path a little more.
+    # Looked up only for UNINSTALL events (oauth.models indexes those); an index over every event's type
+    # would cost every insert on the ack path a little more.
     event_type: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[str | None] = mapped_column(String(64))
     # No index of its own: the one lookup by location (a pending UNINSTALL) goes through (event_type, received_at).

@@ -56,3 +56,19 @@ def test_metrics_count_announcements_no_worker_has_admitted(client, redis_client
 
     announce_events(redis_client, [1, 2, 3])
     assert "textback_webhook_announcements_waiting 3.0" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_metrics_count_the_events_still_in_play_by_status(app, client):
+    from integration.extensions import db
+    from integration.models import WebhookEvent
+
+    statuses = ["pending", "pending", "processing", "failed", "done", "done", "ignored"]
+    with db.transaction() as session:
+        session.add_all(WebhookEvent(dedupe_key=f"metrics-{n}", event_type="InboundMessage", payload={}, status=status)
+                        for n, status in enumerate(statuses))
+    body = client.get("/metrics").get_data(as_text=True)
+    assert 'textback_webhook_events{status="pending"} 2.0' in body
+    assert 'textback_webhook_events{status="processing"} 1.0' in body
+    assert 'textback_webhook_events{status="failed"} 1.0' in body
+    # Finished events are not counted: that would scan the whole inbox at every scrape.
+    assert 'status="done"' not in body and 'status="ignored"' not in body
