@@ -94,6 +94,9 @@ class Database:
                 options["connect_args"]["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
         if autocommit:
             options["isolation_level"] = "AUTOCOMMIT"
+            # Every statement committed itself: there is no transaction to roll back when a connection goes back
+            # to the pool, and skipping that call is a measurable share of the ack path's CPU.
+            options["pool_reset_on_return"] = None
         if null_pool:
             options["poolclass"] = NullPool
         engine = create_engine(url, **options)
