@@ -32,6 +32,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PENDING, PROCESSING, DONE, IGNORED, FAILED = "pending", "processing", "done", "ignored", "failed"
+# Claims and outcomes are Core statements on the table, not ORM updates: two per event on every worker job,
+# and the ORM's bulk-update machinery cost more CPU than the rest of a no-op event's handling.
+_EVENTS = WebhookEvent.__table__
+_EVENT = _EVENTS.c
 _REASON_LIMIT = 1000
 
 
@@ -52,19 +56,14 @@ def claim_event(database: Database, event_id: int, *, lease_seconds: float, now:
     """Atomically take `event_id` if it is pending or its holder's lease expired; None if someone else has it."""
     now = now or utcnow()
     expired_before = now - timedelta(seconds=lease_seconds)
-    claimable = or_(
-        WebhookEvent.status == PENDING,
-        and_(WebhookEvent.status == PROCESSING, WebhookEvent.claimed_at < expired_before),
-    )
-    with database.transaction() as session:
+    claimable = or_(_EVENT.status == PENDING, and_(_EVENT.status == PROCESSING, _EVENT.claimed_at < expired_before))
+    with database.engine.begin() as connection:
         # One statement: the compare-and-set returns what the handler needs (PostgreSQL, SQLite >= 3.35).
-        row = session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id == event_id, claimable)
-            .values(status=PROCESSING, claimed_at=now, attempts=WebhookEvent.attempts + 1)
-            .returning(WebhookEvent.attempts, WebhookEvent.event_type, WebhookEvent.location_id,
-                       WebhookEvent.company_id, WebhookEvent.payload)
-            .execution_options(synchronize_session=False)
+        row = connection.execute(
+            update(_EVENTS)
+            .where(_EVENT.id == event_id, claimable)
+            .values(status=PROCESSING, claimed_at=now, attempts=_EVENT.attempts + 1)
+            .returning(_EVENT.attempts, _EVENT.event_type, _EVENT.location_id, _EVENT.company_id, _EVENT.payload)
         ).one_or_none()
     if row is None:
         return None
@@ -72,8 +71,11 @@ def claim_event(database: Database, event_id: int, *, lease_seconds: float, now:
                         company_id=row.company_id, payload=row.payload)
 
 
-def _held(event: ClaimedEvent):
-    return and_(WebhookEvent.id == event.id, WebhookEvent.status == PROCESSING, WebhookEvent.attempts == event.attempt)
+def _update_held(database: Database, event: ClaimedEvent, **values) -> bool:
+    """Write `values` to the event's row if this worker still holds it (same attempt); False otherwise."""
+    held = and_(_EVENT.id == event.id, _EVENT.status == PROCESSING, _EVENT.attempts == event.attempt)
+    with database.engine.begin() as connection:
+        return connection.execute(update(_EVENTS).where(held).values(**values)).rowcount == 1
 
 
 def _clip(reason: str | None) -> str | None:
@@ -84,34 +86,17 @@ def finish_event(database: Database, event: ClaimedEvent, *, status: str, reason
     """Record the final outcome (done / ignored / failed). False when the lease was lost to another worker."""
     if status not in {DONE, IGNORED, FAILED}:
         raise ValueError(f"not a final status: {status!r}")
-    with database.transaction() as session:
-        result = session.execute(
-            update(WebhookEvent).where(_held(event))
-            .values(status=status, status_reason=_clip(reason), processed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    return result.rowcount == 1
+    return _update_held(database, event, status=status, status_reason=_clip(reason), processed_at=utcnow())
 
 
 def release_for_retry(database: Database, event: ClaimedEvent, *, reason: str) -> bool:
     """Put the event back to pending after a failed attempt; `claimed_at` marks when the attempt ended."""
-    with database.transaction() as session:
-        result = session.execute(
-            update(WebhookEvent).where(_held(event))
-            .values(status=PENDING, status_reason=_clip(reason), claimed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    return result.rowcount == 1
+    return _update_held(database, event, status=PENDING, status_reason=_clip(reason), claimed_at=utcnow())
 
 
 def renew_lease(database: Database, event: ClaimedEvent) -> bool:
     """Push the lease forward; False when the event is no longer ours."""
-    with database.transaction() as session:
-        result = session.execute(
-            update(WebhookEvent).where(_held(event)).values(claimed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    return result.rowcount == 1
+    return _update_held(database, event, claimed_at=utcnow())
 
 
 class LeaseKeeper:
