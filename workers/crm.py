@@ -33,6 +33,7 @@ __all__ = [
     "follow_up_missed_call",
     "follow_up_outbound_message",
     "get_runner",
+    "open_lead",
     "run_crm_action",
     "schedule_action",
     "schedule_now",
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _EXTENSION_KEY = "crm.runner"
 RUN_JOB = "workers.crm.run_crm_action"
+OPEN_LEAD_JOB = "workers.crm.open_lead"
 # A due action younger than this is left to the job scheduled for it.
 _SWEEP_SLACK = timedelta(seconds=5)
 # Sent calls older than this are not turned into leads by the sweep (history before the CRM follow-up).
@@ -87,7 +89,31 @@ def schedule_now(action_ids: Iterable[int]) -> None:
 
 
 def follow_up_missed_call(missed_call_id: int) -> str | None:
-    """Once a missed call is texted: its lead and HighLevel changes. A note, or None when it was not texted."""
+    """Once a missed call is texted: queue the job that opens its lead. A note, or None when it was not texted.
+
+    Texts first: the lead (and its HighLevel changes) is a `default`-queue job, and workers take the `webhooks`
+    queue first, so during a burst of calls no caller's text waits behind another call's CRM bookkeeping.
+    Safe to call again (a duplicate webhook repairs a lost job this way): one job id per call, and opening a
+    lead that exists changes nothing. An enqueue that fails is left to the CRM sweep.
+    """
+    with db.session() as session:
+        row = session.get(MissedCall, missed_call_id)
+        if row is None or row.status != MissedCall.SENT:
+            return None
+    config = get_worker_config()
+    try:
+        enqueue_run_at(DEFAULT_QUEUE, OPEN_LEAD_JOB, int(missed_call_id), connection=get_redis(),
+                       job_id=safe_job_id(f"crm-lead-{int(missed_call_id)}"), when=utcnow(), job_timeout=360,
+                       result_ttl=config.result_ttl, failure_ttl=config.failure_ttl, replace_finished=True)
+    except Exception as exc:
+        log.warning("missed call %s: could not queue the CRM follow-up (%s); the sweep will", missed_call_id,
+                    type(exc).__name__)
+        return "CRM follow-up left to the sweep"
+    return "CRM follow-up queued"
+
+
+def open_lead(missed_call_id: int) -> str | None:
+    """Job: open the texted call's lead and schedule its HighLevel changes. A note, or None when not texted."""
     with db.session() as session:
         row = session.get(MissedCall, missed_call_id)
         if row is None or row.status != MissedCall.SENT:
@@ -158,7 +184,7 @@ def enqueue_due_crm_work(*, now: datetime | None = None, limit: int = 200) -> in
                                         ~select(CrmLead.id).where(CrmLead.missed_call_id == MissedCall.id).exists())
             .order_by(MissedCall.id).limit(limit)))
     for missed_call_id in texted:
-        follow_up_missed_call(missed_call_id)
+        open_lead(missed_call_id)
     due = actions.due_actions(db, now=now, slack=_SWEEP_SLACK, limit=limit)
     for action_id, when in due:
         schedule_action(action_id, when)

@@ -5,22 +5,33 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from integration.crm import actions
 from integration.crm.followup import note_body
 from integration.crm.models import CrmAction, CrmLead
 from integration.db import utcnow
 from integration.extensions import db, get_redis
+from integration.textback.models import MissedCall
 from oauth.services import get_oauth
 from tests.textback.conftest import ACME
 from tests.textback.crm.conftest import actions_of, lead_of
 from tests.textback.helpers import run_worker, texts_to
-from workers.crm import enqueue_due_crm_work
+from workers.crm import enqueue_due_crm_work, open_lead
 from workers.queues import DEFAULT_QUEUE
 
 CALLER = "+15125550177"
 LATER = timedelta(seconds=30)  # past the sweep's slack: what it finds is due
+
+
+def texted_with_its_lead_open(story) -> dict:
+    """A texted missed call whose lead job has run: its lead is open and its action jobs are queued, not run."""
+    placed = story.held("place_call", CALLER, "no-answer")
+    story.process(placed["webhookId"])
+    with db.session() as session:
+        missed_call_id = session.scalar(select(MissedCall.id).where(MissedCall.contact_id == placed["contactId"]))
+    open_lead(missed_call_id)
+    return placed
 
 
 def test_the_sweep_opens_the_lead_of_a_texted_call_whose_follow_up_was_lost(story, sandbox):
@@ -43,8 +54,7 @@ def test_the_sweep_opens_the_lead_of_a_texted_call_whose_follow_up_was_lost(stor
 
 
 def test_the_sweep_enqueues_actions_whose_job_redis_lost(story, sandbox):
-    placed = story.held("place_call", CALLER, "no-answer")
-    story.process(placed["webhookId"])
+    placed = texted_with_its_lead_open(story)
     get_redis().flushdb()  # every queued CRM job is gone
 
     assert enqueue_due_crm_work(now=utcnow()) == 0  # younger than the slack: left to their own jobs
@@ -56,8 +66,7 @@ def test_the_sweep_enqueues_actions_whose_job_redis_lost(story, sandbox):
 
 
 def test_a_worker_that_died_mid_call_is_taken_over_and_its_note_not_added_twice(story, sandbox):
-    placed = story.held("place_call", CALLER, "no-answer")
-    story.process(placed["webhookId"])
+    placed = texted_with_its_lead_open(story)
     get_redis().flushdb()
     note = actions_of(placed["contactId"])["note"]
     # A worker claims the note, HighLevel takes the POST, and the worker dies before recording it.
