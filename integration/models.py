@@ -124,7 +124,7 @@ class WebhookEvent(Base):
     # would cost every insert on the ack path a little more.
     event_type: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[str | None] = mapped_column(String(64))
-    # No index of its own: the one lookup by location (a pending UNINSTALL) goes through (event_type, received_at).
+    # No index of its own: the one lookup by location (a pending UNINSTALL) goes through the UNINSTALL index.
     location_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONType)
     # pending | processing | done | ignored | failed

@@ -1,5 +1,5 @@
-"""CRM follow-up in the worker: the runner wired to the app's services, the action job, the hooks the
-message handlers call, and the sweep.
+"""CRM follow-up in the worker: the runner wired to the app's services, the lead and action jobs, the hooks
+the message handlers call, and the sweep.
 
 The database is the record of truth: a lead exists once its missed call is `sent`, and every change
 at HighLevel is a CrmAction row with its due time. Jobs are only the dispatch: the periodic sweep here
@@ -61,13 +61,18 @@ def get_runner(app: Flask | None = None) -> CrmActionRunner:
     return runner
 
 
-def schedule_action(action_id: int, when: datetime, *, replace_finished: bool = True) -> None:
-    """Run `run_crm_action(action_id)` at `when`; one job per (action, time)."""
+def _enqueue_crm_job(func: str, row_id: int, *, job_id: str, when: datetime, replace_finished: bool) -> None:
+    """Run `func(row_id)` at `when` on the default queue (after webhook events), once per job id."""
     config = get_worker_config()
-    job_id = safe_job_id(f"crm-action-{int(action_id)}-{int(when.timestamp() * 1000)}")
-    enqueue_run_at(DEFAULT_QUEUE, RUN_JOB, int(action_id), connection=get_redis(), job_id=job_id, when=when,
+    enqueue_run_at(DEFAULT_QUEUE, func, int(row_id), connection=get_redis(), job_id=safe_job_id(job_id), when=when,
                    job_timeout=360, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
                    replace_finished=replace_finished)
+
+
+def schedule_action(action_id: int, when: datetime, *, replace_finished: bool = True) -> None:
+    """Run `run_crm_action(action_id)` at `when`; one job per (action, time)."""
+    _enqueue_crm_job(RUN_JOB, action_id, job_id=f"crm-action-{int(action_id)}-{int(when.timestamp() * 1000)}",
+                     when=when, replace_finished=replace_finished)
 
 
 def run_crm_action(action_id: int) -> str:
@@ -100,11 +105,9 @@ def follow_up_missed_call(missed_call_id: int) -> str | None:
         row = session.get(MissedCall, missed_call_id)
         if row is None or row.status != MissedCall.SENT:
             return None
-    config = get_worker_config()
     try:
-        enqueue_run_at(DEFAULT_QUEUE, OPEN_LEAD_JOB, int(missed_call_id), connection=get_redis(),
-                       job_id=safe_job_id(f"crm-lead-{int(missed_call_id)}"), when=utcnow(), job_timeout=360,
-                       result_ttl=config.result_ttl, failure_ttl=config.failure_ttl, replace_finished=True)
+        _enqueue_crm_job(OPEN_LEAD_JOB, missed_call_id, job_id=f"crm-lead-{int(missed_call_id)}", when=utcnow(),
+                         replace_finished=True)
     except Exception as exc:
         log.warning("missed call %s: could not queue the CRM follow-up (%s); the sweep will", missed_call_id,
                     type(exc).__name__)
