@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Database", "JSONType", "UTCDateTime", "utcnow"]
+__all__ = ["Base", "Database", "JSONType", "ReadOnlySessionError", "UTCDateTime", "utcnow"]
 
 # Deterministic constraint names so Alembic migrations read the same on PostgreSQL and SQLite.
 NAMING_CONVENTION = {
@@ -69,7 +69,11 @@ class Database:
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
+        # The same pool, with every statement committing itself: reads and single-statement writes need no
+        # BEGIN / COMMIT round trips (a missed call's handling made about seventy round trips before this).
+        self._autocommit_engine: Engine | None = None
         self._sessionmaker: sessionmaker[Session] | None = None
+        self._read_sessionmaker: sessionmaker[Session] | None = None
 
     def configure(self, url: str, *, null_pool: bool = False, autocommit: bool = False,
                   statement_timeout_ms: int | None = None) -> None:
@@ -105,21 +109,39 @@ class Database:
             event.listen(engine, "connect", lambda connection, _record: _sqlite_pragmas(connection, busy_timeout_ms))
         _ping_idle_connections(engine)
         self.engine = engine
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+        self._read_sessionmaker = sessionmaker(bind=self._autocommit_engine, expire_on_commit=False, autoflush=False)
+        event.listen(self._read_sessionmaker, "do_orm_execute", _refuse_writes)
+        event.listen(self._read_sessionmaker, "before_flush", _refuse_flush)
 
     def dispose(self) -> None:
         if self.engine is not None:
             self.engine.dispose()
 
     def session(self) -> Session:
-        if self._sessionmaker is None:
+        """A session for reads: each statement runs on its own, so there is no BEGIN, COMMIT or ROLLBACK to wait
+        for. On PostgreSQL (READ COMMITTED) every statement sees the latest commits either way. Writes raise:
+        they belong in `transaction()` or, when one statement is the whole change, `autocommit()`."""
+        if self._read_sessionmaker is None:
             raise RuntimeError("Database.configure() has not been called")
-        return self._sessionmaker()
+        return self._read_sessionmaker()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A Core connection whose every statement commits itself: for a change that is one statement
+        (a compare-and-set, an upsert), one round trip instead of three."""
+        if self._autocommit_engine is None:
+            raise RuntimeError("Database.configure() has not been called")
+        with self._autocommit_engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session that commits on success and rolls back (and re-raises) on error."""
-        session = self.session()
+        if self._sessionmaker is None:
+            raise RuntimeError("Database.configure() has not been called")
+        session = self._sessionmaker()
         try:
             yield session
             session.commit()
@@ -128,6 +150,20 @@ class Database:
             raise
         finally:
             session.close()
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A write was attempted in a `Database.session()`, whose statements each commit on their own."""
+
+
+def _refuse_writes(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySessionError("Database.session() is for reads; write in Database.transaction()")
+
+
+def _refuse_flush(session: Session, _flush_context, _instances) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySessionError("Database.session() is for reads; write in Database.transaction()")
 
 
 def _sqlite_pragmas(dbapi_connection, busy_timeout_ms: int) -> None:

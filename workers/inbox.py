@@ -57,8 +57,9 @@ def claim_event(database: Database, event_id: int, *, lease_seconds: float, now:
     now = now or utcnow()
     expired_before = now - timedelta(seconds=lease_seconds)
     claimable = or_(_EVENT.status == PENDING, and_(_EVENT.status == PROCESSING, _EVENT.claimed_at < expired_before))
-    with database.engine.begin() as connection:
-        # One statement: the compare-and-set returns what the handler needs (PostgreSQL, SQLite >= 3.35).
+    with database.autocommit() as connection:
+        # One statement, one round trip: the compare-and-set returns what the handler needs (PostgreSQL, SQLite
+        # >= 3.35), and being one statement it needs no transaction around it.
         row = connection.execute(
             update(_EVENTS)
             .where(_EVENT.id == event_id, claimable)
@@ -74,7 +75,7 @@ def claim_event(database: Database, event_id: int, *, lease_seconds: float, now:
 def _update_held(database: Database, event: ClaimedEvent, **values) -> bool:
     """Write `values` to the event's row if this worker still holds it (same attempt); False otherwise."""
     held = and_(_EVENT.id == event.id, _EVENT.status == PROCESSING, _EVENT.attempts == event.attempt)
-    with database.engine.begin() as connection:
+    with database.autocommit() as connection:
         return connection.execute(update(_EVENTS).where(held).values(**values)).rowcount == 1
 
 
@@ -152,7 +153,7 @@ def sweepable_events(database: Database, *, now: datetime, min_age_seconds: floa
     stray_pending = and_(WebhookEvent.status == PENDING, WebhookEvent.received_at <= young, or_(*due_retry))
     dead_holder = and_(WebhookEvent.status == PROCESSING,
                        WebhookEvent.claimed_at < now - timedelta(seconds=lease_seconds))
-    with database.transaction() as session:
+    with database.session() as session:
         rows = session.execute(
             select(WebhookEvent.id, WebhookEvent.attempts)
             .where(WebhookEvent.id > after_id, or_(stray_pending, dead_holder))
