@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from integration.db import utcnow
@@ -30,6 +30,7 @@ __all__ = [
     "UNINSTALLED",
     "InstallationStore",
     "is_location_active",
+    "location_state",
     "uninstall_waiting",
 ]
 
@@ -252,17 +253,35 @@ def uninstall_waiting(session: Session, *, location_id: str | None, company_id: 
     closes that window. An UNINSTALL received before `since` (the latest install) belongs to an
     earlier install and is ignored, so a reinstall works.
     """
-    targets = []
-    if location_id:
-        targets.append(WebhookEvent.location_id == location_id)
-    if company_id:
-        targets.append(and_(WebhookEvent.company_id == company_id, WebhookEvent.location_id.is_(None)))
-    if not targets:
+    if not (location_id or company_id):
         return False
-    conditions = [WebhookEvent.event_type == UNINSTALL_EVENT, WebhookEvent.status != "ignored", or_(*targets)]
-    if since is not None:
-        conditions.append(WebhookEvent.received_at >= since)
-    return bool(session.scalar(select(exists().where(*conditions))))
+    return bool(session.scalar(select(_uninstall_waiting_clause(location_id, company_id, since))))
+
+
+def _uninstall_waiting_clause(location_id, company_id, since):
+    """uninstall_waiting as an EXISTS clause; the arguments may be values or columns of an outer query."""
+    targets = []  # a plain None names nothing (`== None` would match every row without one)
+    if location_id is not None:
+        targets.append(WebhookEvent.location_id == location_id)
+    if company_id is not None:
+        targets.append(and_(WebhookEvent.company_id == company_id, WebhookEvent.location_id.is_(None)))
+    received = true() if since is None else or_(WebhookEvent.received_at >= since, _is_null(since))
+    return exists().where(WebhookEvent.event_type == UNINSTALL_EVENT, WebhookEvent.status != "ignored",
+                          or_(*targets), received)
+
+
+def _is_null(value):
+    """`value IS NULL` for a column or expression; False for a plain value (not None: that is handled above)."""
+    return value.is_(None) if hasattr(value, "is_") else false()
+
+
+def location_state(session: Session, location_id: str) -> tuple[str, bool] | None:
+    """(the location's status, whether an UNINSTALL for it or its agency is waiting) in one statement; None when
+    the location has no row."""
+    since = func.coalesce(Location.installed_at, Location.created_at)
+    waiting = _uninstall_waiting_clause(Location.id, Location.company_id, since)
+    found = session.execute(select(Location.status, waiting).where(Location.id == location_id)).first()
+    return None if found is None else (found[0], bool(found[1]))
 
 
 def is_location_active(session: Session, location_id: str) -> bool:
@@ -271,17 +290,16 @@ def is_location_active(session: Session, location_id: str) -> bool:
     True only when the location is installed, holds an active token (not uninstalled, not waiting
     for a reconnect) and no UNINSTALL for it or its agency is waiting in the inbox. Every job checks
     this before an API call; the TokenProvider enforces the same rule for calls that slip through.
+    One statement (one round trip): it is asked at least twice per missed call.
     """
-    location = session.get(Location, location_id)
-    if location is None or location.status != "installed":
-        return False
-    status = session.scalar(
-        select(Installation.status).where(Installation.user_type == LOCATION, Installation.resource_id == location_id)
+    active_token = exists().where(Installation.user_type == LOCATION, Installation.resource_id == Location.id,
+                                  Installation.status == ACTIVE)
+    since = func.coalesce(Location.installed_at, Location.created_at)
+    query = select(Location.id).where(
+        Location.id == location_id, Location.status == "installed", active_token,
+        ~_uninstall_waiting_clause(Location.id, Location.company_id, since),
     )
-    if status != ACTIVE:
-        return False
-    return not uninstall_waiting(session, location_id=location_id, company_id=location.company_id,
-                                 since=location.installed_at or location.created_at)
+    return session.scalar(query) is not None
 
 
 def _same(column, value):

@@ -36,7 +36,7 @@ from integration.ghl.errors import (
     GHLValidationError,
     OAuthError,
 )
-from integration.models import Installation, Location
+from integration.models import Installation
 from oauth.errors import (
     InstallationInactive,
     InstallationNotFound,
@@ -48,7 +48,7 @@ from oauth.errors import (
 )
 from oauth.installation import LOCATION, MalformedTokenResponse, TokenGrant
 from oauth.models import AgencyInstall
-from oauth.store import ACTIVE, NEEDS_RECONNECT, InstallationStore, uninstall_waiting
+from oauth.store import ACTIVE, NEEDS_RECONNECT, InstallationStore, location_state, uninstall_waiting
 
 __all__ = ["InstallationTokenProvider"]
 
@@ -158,25 +158,29 @@ class InstallationTokenProvider:
     # --- Internals: reading ---
 
     def _read(self, resource_id: str) -> _Snapshot:
-        with self.database.transaction() as session:
+        # A read session (no BEGIN / COMMIT): this runs before every API call.
+        with self.database.session() as session:
             row = self.store.find(session, resource_id)
             if row is None:
                 raise InstallationNotFound(f"no installation for {resource_id}", resource_id=resource_id)
             self._check_usable(session, row)
-            try:
-                access = self.store.access_token_of(row)
-                refresh = self.store.refresh_token_of(row)
-            except TokenDecryptError:
-                reason = "a stored token cannot be decrypted with the configured keys; reinstall the app"
-                self.store.mark_needs_reconnect(session, row, reason)
-                session.commit()
-                raise NeedsReconnect(reason, resource_id=resource_id) from None
-            return _Snapshot(
-                row_id=row.id, user_type=row.user_type, resource_id=row.resource_id, company_id=row.company_id,
-                location_id=row.location_id, access_ct=row.access_token_encrypted,
-                refresh_ct=row.refresh_token_encrypted, access_token=access, refresh_token=refresh,
-                expires_at=row.expires_at, last_refreshed_at=row.last_refreshed_at,
-            )
+        try:
+            access = self.store.access_token_of(row)
+            refresh = self.store.refresh_token_of(row)
+        except TokenDecryptError:
+            reason = "a stored token cannot be decrypted with the configured keys; reinstall the app"
+            with self.database.transaction() as session:
+                # Only the pair we failed on: one stored meanwhile (a reinstall) is not condemned.
+                self.store.mark_needs_reconnect(session, row.id, reason, resource=f"{row.user_type} {resource_id}",
+                                                only_if_tokens=(row.access_token_encrypted,
+                                                                row.refresh_token_encrypted))
+            raise NeedsReconnect(reason, resource_id=resource_id) from None
+        return _Snapshot(
+            row_id=row.id, user_type=row.user_type, resource_id=row.resource_id, company_id=row.company_id,
+            location_id=row.location_id, access_ct=row.access_token_encrypted,
+            refresh_ct=row.refresh_token_encrypted, access_token=access, refresh_token=refresh,
+            expires_at=row.expires_at, last_refreshed_at=row.last_refreshed_at,
+        )
 
     def _check_usable(self, session, row: Installation) -> None:
         """Refuse uninstalled resources (including an UNINSTALL still waiting in the inbox)."""
@@ -186,12 +190,15 @@ class InstallationTokenProvider:
         if row.status != ACTIVE or row.access_token_encrypted is None:
             raise InstallationInactive(f"the app is not installed for {resource_id}", resource_id=resource_id)
         if row.user_type == LOCATION:
-            location = session.get(Location, resource_id)
-            if location is not None and location.status != "installed":
+            state = location_state(session, resource_id)  # one statement: this runs before every API call
+            if state is not None and state[0] != "installed":
                 raise InstallationInactive(f"the app is not installed for {resource_id}", resource_id=resource_id)
-            since = (location.installed_at or location.created_at) if location is not None else row.created_at
-            company_id = location.company_id if location is not None else row.company_id
-            if uninstall_waiting(session, location_id=resource_id, company_id=company_id, since=since):
+            if state is not None:
+                waiting = state[1]
+            else:
+                waiting = uninstall_waiting(session, location_id=resource_id, company_id=row.company_id,
+                                            since=row.created_at)
+            if waiting:
                 raise InstallationInactive(f"an UNINSTALL for {resource_id} is being processed",
                                            resource_id=resource_id)
         else:

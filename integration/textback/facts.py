@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLNotFound
-from integration.models import Installation, Location, LocationSettings
+from integration.models import Company, Installation, Location, LocationSettings
 from integration.textback.guards import FALLBACK_ZONES, CallFacts, ContactFacts
 from integration.textback.missed_call import Missed, parse_timestamp
 from integration.textback.models import Caller, DailySendCount
@@ -197,12 +197,17 @@ class FactGatherer:
         Raises:
             SettingsError: the stored document does not validate.
         """
-        location = session.get(Location, location_id)
-        row = session.get(LocationSettings, location_id)
-        company = location.company if location is not None else None
-        settings = effective_settings(company_defaults=company.default_settings if company else None,
-                                      location_values=row.values if row is not None else None)
-        return (row.enabled if row is not None else True), settings
+        # One statement (it is read for every call event): the location's own row and its agency's defaults.
+        found = session.execute(
+            select(LocationSettings.enabled, LocationSettings.values, Company.default_settings)
+            .select_from(Location)
+            .outerjoin(LocationSettings, LocationSettings.location_id == Location.id)
+            .outerjoin(Company, Company.id == Location.company_id)
+            .where(Location.id == location_id)
+        ).first()
+        enabled, values, company_defaults = found if found is not None else (None, None, None)
+        settings = effective_settings(company_defaults=company_defaults, location_values=values)
+        return (enabled if enabled is not None else True), settings
 
     # --- From HighLevel ---
 

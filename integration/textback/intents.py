@@ -7,6 +7,7 @@ who won. That holds on PostgreSQL and on SQLite alike, without relying on isolat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -22,6 +23,7 @@ __all__ = [
     "Reservation",
     "cancel_intent",
     "defer_call",
+    "dialect_insert",
     "finish_call",
     "insert_ignore",
     "mark_retry",
@@ -34,36 +36,46 @@ __all__ = [
 ]
 
 
-def insert_ignore(session: Session, model: type, **values: object) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL or SQLite; True when a row was inserted."""
-    dialect = session.get_bind().dialect.name
+def dialect_insert(bind) -> Callable:
+    """The `insert` construct with ON CONFLICT support for this session's or connection's database."""
+    dialect = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect!r}")
+    return insert
+
+
+def insert_ignore(session: Session, model: type, **values: object) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL or SQLite; True when a row was inserted."""
     # RETURNING, not rowcount: an ORM-session insert does not report a row count on every driver.
-    statement = insert(model).values(**values).on_conflict_do_nothing()
+    statement = dialect_insert(session)(model).values(**values).on_conflict_do_nothing()
     return session.execute(statement.returning(*model.__table__.primary_key.columns)).first() is not None
 
 
 def record_missed_call(database: Database, call: Missed, *, event_id: int | None, now: datetime
                        ) -> tuple[int, bool]:
-    """Store the call once per call key; (row id, True if this webhook created it). `now` is when we heard of it."""
-    with database.transaction() as session:
-        created = insert_ignore(
-            session, MissedCall, call_key=call.call_key, location_id=call.location_id, contact_id=call.contact_id,
+    """Store the call once per call key; (row id, True if this webhook created it). `now` is when we heard of it.
+
+    One upsert, one round trip: a later webhook for the same call only counts itself on the row.
+    """
+    calls = MissedCall.__table__
+    with database.autocommit() as connection:
+        statement = dialect_insert(connection)(calls).values(
+            call_key=call.call_key, location_id=call.location_id, contact_id=call.contact_id,
             conversation_id=call.conversation_id, call_message_id=call.message_id,
             caller_number=call.caller_number, called_number=call.called_number,
             call_status=call.status, call_duration=call.duration, called_at=call.called_at, user_id=call.user_id,
             webhook_event_id=event_id, duplicate_webhooks=0, status=MissedCall.PENDING, created_at=now, updated_at=now,
         )
-        row_id = session.scalar(select(MissedCall.id).where(MissedCall.call_key == call.call_key))
-        if not created:
-            session.execute(update(MissedCall).where(MissedCall.id == row_id)
-                            .values(duplicate_webhooks=MissedCall.duplicate_webhooks + 1))
-    return row_id, created
+        statement = statement.on_conflict_do_update(
+            index_elements=[calls.c.call_key],
+            set_={"duplicate_webhooks": calls.c.duplicate_webhooks + 1, "updated_at": now})
+        row = connection.execute(statement.returning(calls.c.id, calls.c.duplicate_webhooks)).one()
+    # The first webhook inserted the row with no duplicates; every later one made the count at least 1.
+    return row.id, row.duplicate_webhooks == 0
 
 
 def finish_call(database: Database, missed_call_id: int, *, status: str, outcome: str,
@@ -175,19 +187,19 @@ def take_over(database: Database, intent_id: int, *, expected_status: str, now: 
 
 def mark_sent(database: Database, intent_id: int, *, message_id: str | None, conversation_id: str | None,
               now: datetime, outcome: str) -> None:
-    """HighLevel has the text: store its messageId and close the call as sent."""
+    """HighLevel has the text: store its messageId and close the call as sent (Core statements: once per text)."""
+    sent = SendIntent.__table__.c
     with database.transaction() as session:
-        intent = session.get(SendIntent, intent_id)
-        intent.status = SendIntent.SENT
-        intent.message_id = intent.message_id or message_id
-        intent.conversation_id = conversation_id or intent.conversation_id
-        intent.sent_at = intent.sent_at or now
-        intent.lease_until = None
-        intent.last_error = None
-        intent.updated_at = now
-        session.execute(update(MissedCall).where(MissedCall.id == intent.missed_call_id).values(
-            status=MissedCall.SENT, outcome=outcome, next_attempt_at=None,
-            conversation_id=func.coalesce(MissedCall.conversation_id, conversation_id)))
+        missed_call_id = session.execute(
+            update(SendIntent.__table__).where(sent.id == intent_id)
+            .values(status=SendIntent.SENT, message_id=func.coalesce(sent.message_id, message_id),
+                    conversation_id=func.coalesce(conversation_id, sent.conversation_id),
+                    sent_at=func.coalesce(sent.sent_at, now), lease_until=None, last_error=None, updated_at=now)
+            .returning(sent.missed_call_id)
+        ).scalar_one()
+        session.execute(update(MissedCall.__table__).where(MissedCall.__table__.c.id == missed_call_id).values(
+            status=MissedCall.SENT, outcome=outcome, next_attempt_at=None, updated_at=now,
+            conversation_id=func.coalesce(MissedCall.__table__.c.conversation_id, conversation_id)))
 
 
 def renew_lease(database: Database, intent_id: int, *, until: datetime) -> bool:
