@@ -647,7 +647,8 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         if transactions_before is not None:
             time.sleep(1.0)  # PostgreSQL publishes its counters about every half second
             per_call = (database_transactions(database) - transactions_before) / max(calls, 1)
-            say(f"  database transactions per missed call (all processes, incl. the echo webhook): {per_call:.1f}")
+            say(f"  database transactions per missed call (all processes, incl. the echo webhook and CRM jobs run "
+                f"meanwhile; a statement in autocommit counts as one): {per_call:.1f}")
         for line in describe_cpu(before, after):
             say(f"  {line}")
         for outcome, count in texts.outcomes.most_common(8):

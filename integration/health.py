@@ -92,9 +92,10 @@ class _StoreCollector:
             redis_ok = _check_redis() is None
             up.add_metric(["redis"], 1.0 if redis_ok else 0.0)
             if redis_ok:
-                from workers.queues import NEW_EVENTS_KEY
+                from workers.queues import LATER_EVENTS_KEY, NEW_EVENTS_KEY
 
-                unadmitted.add_metric([], get_redis().llen(NEW_EVENTS_KEY))
+                redis = get_redis()
+                unadmitted.add_metric([], redis.llen(NEW_EVENTS_KEY) + redis.llen(LATER_EVENTS_KEY))
         yield from (inbox, installs, locations, up, unadmitted)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from integration.db import utcnow
 from integration.models import Location, WebhookEvent
+from integration.textback.missed_call import is_call
 
 __all__ = [
     "PayloadError", "Receipt", "StoredEvent", "classify_event", "dedupe_key_for", "insert_statement", "parse_payload",
@@ -125,6 +126,15 @@ class StoredEvent:
     status: str
     status_reason: str | None
     check_location: bool = False
+    # False for events that may wait behind missed calls (see can_wait): announced for the `default` queue.
+    urgent: bool = True
+
+
+def can_wait(event_type: str, payload: dict) -> bool:
+    """May this event's handling wait behind missed calls? Texts going out: our own text's echo (one per missed
+    call, so during a burst it would double the work ahead of the next caller's text) and a person's text.
+    Never a call, whatever its event type says: HighLevel's own example labels an inbound call OutboundMessage."""
+    return event_type == "OutboundMessage" and not is_call(payload)
 
 
 def classify_event(payload: dict, *, raw_body: bytes, app_id: str) -> StoredEvent:
@@ -143,6 +153,7 @@ def classify_event(payload: dict, *, raw_body: bytes, app_id: str) -> StoredEven
         status="ignored" if reason else "pending",
         status_reason=reason,
         check_location=reason is None and location_id is not None and event_type not in LIFECYCLE_EVENTS,
+        urgent=not can_wait(event_type, payload),
     )
 
 

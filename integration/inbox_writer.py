@@ -33,11 +33,13 @@ class InboxWriter:
 
     Args:
         database: an autocommit Database (integration.extensions.ack_db): each INSERT commits itself.
-        announce: called from the announcer thread with ids of newly stored pending events, after their
-            commit; errors are logged and left to the sweeper.
+        announce: `announce(urgent_ids, later_ids)`, called from the announcer thread with the ids of newly
+            stored pending events after their commit (later: events that may wait behind missed calls,
+            integration.inbox.can_wait); errors are logged and left to the sweeper.
     """
 
-    def __init__(self, database: Database, *, announce: Callable[[list[int]], None] | None = None) -> None:
+    def __init__(self, database: Database, *, announce: Callable[[list[int], list[int]], None] | None = None
+                 ) -> None:
         self.database = database
         self._announcer = _Announcer(announce) if announce is not None else None
 
@@ -45,7 +47,7 @@ class InboxWriter:
         with self.database.engine.connect() as connection:
             receipt = store_event(connection, event)
         if receipt.should_enqueue and self._announcer is not None:
-            self._announcer.add(receipt.event_id)
+            self._announcer.add(receipt.event_id, urgent=event.urgent)
         return receipt
 
 
@@ -57,15 +59,16 @@ class _Announcer:
     commit and the RPUSH) or with Redis.
     """
 
-    def __init__(self, announce: Callable[[list[int]], None]) -> None:
+    def __init__(self, announce: Callable[[list[int], list[int]], None]) -> None:
         self.announce = announce
         self._ids: list[int] = []
+        self._later: list[int] = []
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def add(self, event_id: int) -> None:
+    def add(self, event_id: int, *, urgent: bool = True) -> None:
         with self._wake:
-            self._ids.append(event_id)
+            (self._ids if urgent else self._later).append(event_id)
             if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
                 self._thread = threading.Thread(target=self._run, name="textback-announcer", daemon=True)
                 self._thread.start()
@@ -74,14 +77,14 @@ class _Announcer:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._ids:
+                while not (self._ids or self._later):
                     self._wake.wait()
             # Under load one RPUSH then carries many ids, where waking for each would cost a thread switch each.
             time.sleep(ANNOUNCE_GATHER_SECONDS)
             with self._wake:
-                ids, self._ids = self._ids, []
+                (ids, self._ids), (later, self._later) = (self._ids, []), (self._later, [])
             try:
-                self.announce(ids)
+                self.announce(ids, later)
             except Exception as exc:
                 log.warning("events %s stored but not enqueued (%s); the sweeper will enqueue them",
-                            ", ".join(map(str, ids)), type(exc).__name__)
+                            ", ".join(map(str, ids + later)), type(exc).__name__)

@@ -87,11 +87,12 @@ def _announcer(connection: Redis | None):
     """
     from workers.queues import announce_events
 
-    def announce(event_ids: list[int]) -> None:
+    def announce(event_ids: list[int], later_ids: list[int]) -> None:
         if connection is None:
-            log.warning("events %s stored but not enqueued: REDIS_URL is not set", ", ".join(map(str, event_ids)))
+            log.warning("events %s stored but not enqueued: REDIS_URL is not set",
+                        ", ".join(map(str, event_ids + later_ids)))
             return
-        announce_events(connection, event_ids)
+        announce_events(connection, event_ids, later_ids)
 
     return announce
 

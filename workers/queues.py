@@ -23,6 +23,7 @@ from rq.utils import utcparse
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "LATER_EVENTS_KEY",
     "LOW_QUEUE",
     "NEW_EVENTS_KEY",
     "QUEUE_NAMES",
@@ -52,6 +53,8 @@ PROCESS_EVENT = "workers.jobs.process_event"
 # an RQ job being built on the ack path, which cost more CPU than storing the event; workers.admitter turns
 # announcements into jobs.
 NEW_EVENTS_KEY = "textback:inbox:new"
+# Events that may wait behind missed calls (integration.inbox.can_wait) are announced here, for `default`.
+LATER_EVENTS_KEY = "textback:inbox:new:later"
 
 # RQ 2.8+ accepts only these characters in a custom job id.
 _SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -167,8 +170,9 @@ def enqueue_event(
     config,
     delay_seconds: float = 0,
     replace_stale: bool = False,
+    queue: str = WEBHOOKS_QUEUE,
 ) -> EnqueueOutcome:
-    """Enqueue `process_event(event_id)` on the webhooks queue under its deterministic job id.
+    """Enqueue `process_event(event_id)` on `queue` (webhooks unless it may wait) under its deterministic job id.
 
     With `replace_stale` (the sweeper), a job that exists under that id but can no longer run the
     event (finished, failed, stopped, or started longer ago than the lease by a worker that died
@@ -180,27 +184,35 @@ def enqueue_event(
         failure_ttl=config.failure_ttl, job_id=job_id, unique=True, delay_seconds=delay_seconds,
     )
     try:
-        enqueue(WEBHOOKS_QUEUE, PROCESS_EVENT, int(event_id), **options)
+        enqueue(queue, PROCESS_EVENT, int(event_id), **options)
         return EnqueueOutcome("enqueued", job_id)
     except DuplicateJobError:
         if not replace_stale or not _job_is_stale(connection, job_id, lease_seconds=config.event_lease_seconds):
             return EnqueueOutcome("already-queued", job_id)
     Job(job_id, connection=connection, serializer=SERIALIZER).delete()
     try:
-        enqueue(WEBHOOKS_QUEUE, PROCESS_EVENT, int(event_id), **options)
+        enqueue(queue, PROCESS_EVENT, int(event_id), **options)
     except DuplicateJobError:
         # Another sweeper replaced it between our delete and enqueue: that job will run the event.
         return EnqueueOutcome("already-queued", job_id)
     return EnqueueOutcome("replaced", job_id)
 
 
-def announce_events(connection: Redis, event_ids: list[int]) -> None:
-    """Tell the admitter these new events are stored, in order, with one command.
+def announce_events(connection: Redis, event_ids: list[int], later_ids: list[int] = ()) -> None:
+    """Tell the admitter these new events are stored, in order, in one round trip; `later_ids` may wait behind
+    missed calls (integration.inbox.can_wait).
 
     Raises:
         redis.RedisError: Redis is unreachable.
     """
-    connection.rpush(NEW_EVENTS_KEY, *(int(event_id) for event_id in event_ids))
+    pushes = [(key, ids) for key, ids in ((NEW_EVENTS_KEY, event_ids), (LATER_EVENTS_KEY, later_ids)) if ids]
+    if len(pushes) == 1:
+        connection.rpush(pushes[0][0], *(int(event_id) for event_id in pushes[0][1]))
+        return
+    pipeline = connection.pipeline(transaction=False)
+    for key, ids in pushes:
+        pipeline.rpush(key, *(int(event_id) for event_id in ids))
+    pipeline.execute()
 
 
 def live_event_jobs(connection: Redis, events: list[tuple[int, int]], *, lease_seconds: float) -> set[int]:

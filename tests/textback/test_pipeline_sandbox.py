@@ -14,7 +14,7 @@ from integration.models import WebhookEvent
 from integration.textback.models import MissedCall
 from tests.textback.conftest import ACME, AUSTIN
 from tests.textback.helpers import call_webhook, missed, run_worker, texts_to
-from workers.queues import DEFAULT_QUEUE, SERIALIZER, WEBHOOKS_QUEUE, get_queue
+from workers.queues import DEFAULT_QUEUE, LATER_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, event_job_id, get_queue
 from workers.textback import enqueue_due_texts, schedule_missed_call
 from workers.worker import TextbackSimpleWorker
 
@@ -40,12 +40,23 @@ def test_a_missed_call_in_the_sandbox_gets_one_text_through_the_whole_pipeline(
         assert event.status == "done"
         assert event.status_reason.startswith("missed call 1: texted at")
 
-    # Our own text comes back as an OutboundMessage webhook: recognised, not mistaken for a person.
+    # Our own text comes back as an OutboundMessage webhook: recognised, not mistaken for a person. It may wait
+    # behind missed calls, so it is a `default`-queue job: the webhooks queue alone leaves it alone.
     echo = sandbox.deliveries(type="OutboundMessage")[0]
     assert sandbox.wait_for_delivery(echo["webhookId"])["state"] == "delivered"
-    run_worker()
     with db.session() as session:
-        event = session.scalar(select(WebhookEvent).where(WebhookEvent.dedupe_key == echo["webhookId"]))
+        echo_id = session.scalar(select(WebhookEvent.id).where(WebhookEvent.dedupe_key == echo["webhookId"]))
+    deadline = time.monotonic() + 5
+    while get_redis().lrange(LATER_EVENTS_KEY, 0, -1) != [str(echo_id).encode()] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run_worker()
+    # (Behind the lead's job, which the texted call queued there too.)
+    assert get_queue(DEFAULT_QUEUE, get_redis()).get_job_ids() == ["crm-lead-1", event_job_id(echo_id, 0)]
+    with db.session() as session:
+        assert session.get(WebhookEvent, echo_id).status == "pending"
+    run_worker(DEFAULT_QUEUE)
+    with db.session() as session:
+        event = session.get(WebhookEvent, echo_id)
         assert (event.status, event.status_reason) == ("done", "our own text for missed call 1")
 
     # An answered call is recorded as ignored, with the reason.

@@ -28,19 +28,44 @@ def wait_for(condition, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+class Announcements:
+    """Records what the writer announces: (urgent ids, later ids) per call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], list[int]]] = []
+
+    def __call__(self, ids: list[int], later: list[int]) -> None:
+        self.calls.append((ids, later))
+
+    @property
+    def urgent(self) -> list[list[int]]:
+        return [ids for ids, _ in self.calls if ids]
+
+
 def test_a_stored_event_is_committed_then_announced(app, live_location):
-    announced: list[list[int]] = []
-    receipt = InboxWriter(ack_db, announce=announced.append).store(event(live_location()))
+    announced = Announcements()
+    receipt = InboxWriter(ack_db, announce=announced).store(event(live_location()))
     assert receipt.created and receipt.status == "pending"
     assert [r.id for r in rows()] == [receipt.event_id]  # committed when store() returns
-    wait_for(lambda: announced)
-    assert announced == [[receipt.event_id]]
+    wait_for(lambda: announced.calls)
+    assert announced.calls == [([receipt.event_id], [])]
+
+
+def test_events_that_may_wait_are_announced_apart_from_urgent_ones(app, live_location):
+    location = live_location()
+    announced = Announcements()
+    writer = InboxWriter(ack_db, announce=announced)
+    echo = writer.store(event(location, event_type="OutboundMessage", urgent=False))
+    call = writer.store(event(location))
+    wait_for(lambda: sum(len(i) + len(later) for i, later in announced.calls) == 2)
+    assert [i for ids, _ in announced.calls for i in ids] == [call.event_id]
+    assert [i for _, later in announced.calls for i in later] == [echo.event_id]
 
 
 def test_only_new_pending_events_are_announced(app, live_location):
     installed, gone = live_location(), live_location(status="uninstalled")
-    announced: list[list[int]] = []
-    writer = InboxWriter(ack_db, announce=announced.append)
+    announced = Announcements()
+    writer = InboxWriter(ack_db, announce=announced)
     duplicate_key = f"wh-{uuid.uuid4()}"
     receipts = [writer.store(e) for e in (
         event(installed, dedupe_key=duplicate_key), event(installed, dedupe_key=duplicate_key), event(gone),
@@ -53,7 +78,7 @@ def test_only_new_pending_events_are_announced(app, live_location):
         (True, "ignored", "unknown location"), (True, "ignored", "foreign app")]
     assert receipts[1].event_id == receipts[0].event_id
     time.sleep(0.3)
-    assert [i for ids in announced for i in ids] == [receipts[0].event_id]
+    assert [i for ids, later in announced.calls for i in ids + later] == [receipts[0].event_id]
 
 
 def test_ids_committed_while_an_announcement_is_in_flight_share_the_next_one(app, live_location):
@@ -61,8 +86,8 @@ def test_ids_committed_while_an_announcement_is_in_flight_share_the_next_one(app
     in_flight, release = threading.Event(), threading.Event()
     announced: list[list[int]] = []
 
-    def slow_redis(ids: list[int]) -> None:
-        announced.append(ids)
+    def slow_redis(ids: list[int], later: list[int]) -> None:
+        announced.append(ids + later)
         in_flight.set()
         release.wait(10)
 
@@ -80,7 +105,7 @@ def test_ids_committed_while_an_announcement_is_in_flight_share_the_next_one(app
 def test_an_announce_failure_is_logged_and_the_event_stays_stored(app, live_location, caplog):
     caplog.set_level(logging.WARNING, logger="integration.inbox_writer")
 
-    def broken(ids):
+    def broken(ids, later):
         raise ConnectionError("redis went away")
 
     receipt = InboxWriter(ack_db, announce=broken).store(event(live_location()))

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from integration.extensions import db
 from integration.models import WebhookEvent
-from workers.queues import NEW_EVENTS_KEY
+from workers.queues import LATER_EVENTS_KEY, NEW_EVENTS_KEY
 
 URL = "/webhooks/ghl"
 
@@ -72,6 +72,19 @@ def test_valid_webhook_is_stored_pending_then_enqueued(client, signed_webhook, l
         "wh-accepted-1", "InboundMessage", location, "pending")
     assert row.payload["messageId"].startswith("msg")
     assert announced_event_ids(redis_client, count=1) == [row.id]
+
+
+def test_our_text_echo_is_announced_to_wait_behind_calls_but_a_mislabelled_call_is_not(
+        client, signed_webhook, live_location, redis_client):
+    location = live_location()
+    echo = missed_call(location, type="OutboundMessage", direction="outbound", messageType="SMS", body="Hi there")
+    # HighLevel's own example labels an inbound call OutboundMessage: a call is urgent whatever its type says.
+    quirk = missed_call(location, type="OutboundMessage")
+    for payload in (echo, quirk):
+        assert post(client, *signed_webhook(payload)).status_code == 200
+    by_key = {row.dedupe_key: row.id for row in rows()}
+    assert announced_event_ids(redis_client, count=1) == [by_key[quirk["webhookId"]]]
+    assert [int(raw) for raw in redis_client.lrange(LATER_EVENTS_KEY, 0, -1)] == [by_key[echo["webhookId"]]]
 
 
 def test_rsa_only_webhook_accepted_when_enabled(client, signed_webhook, live_location):

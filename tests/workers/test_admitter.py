@@ -17,12 +17,21 @@ from integration.extensions import get_redis
 from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event
 from workers.admitter import Admitter, admit_all_waiting, admit_new_events
-from workers.queues import NEW_EVENTS_KEY, SERIALIZER, WEBHOOKS_QUEUE, announce_events, event_job_id, get_queue
+from workers.queues import (
+    DEFAULT_QUEUE,
+    LATER_EVENTS_KEY,
+    NEW_EVENTS_KEY,
+    SERIALIZER,
+    WEBHOOKS_QUEUE,
+    announce_events,
+    event_job_id,
+    get_queue,
+)
 from workers.worker import TextbackSimpleWorker
 
 
-def queued() -> list[str]:
-    return get_queue(WEBHOOKS_QUEUE, get_redis()).get_job_ids()
+def queued(name: str = WEBHOOKS_QUEUE) -> list[str]:
+    return get_queue(name, get_redis()).get_job_ids()
 
 
 def test_announced_events_become_jobs_under_their_deterministic_ids(make_event, worker_config):
@@ -36,6 +45,27 @@ def test_announced_events_become_jobs_under_their_deterministic_ids(make_event, 
     assert (job.func_name, list(job.args), job.timeout) == ("workers.jobs.process_event", [first],
                                                             worker_config.event_job_timeout)
     assert get_redis().llen(NEW_EVENTS_KEY) == 0
+
+
+def test_events_that_may_wait_become_default_queue_jobs_and_urgent_ones_are_popped_first(make_event, worker_config):
+    echo, call = make_event(), make_event()
+    announce_events(get_redis(), [], [echo])  # announced first...
+    announce_events(get_redis(), [call])
+    # ...but a blocking pop takes the urgent list first.
+    assert get_redis().blpop([NEW_EVENTS_KEY, LATER_EVENTS_KEY], timeout=1)[1] == str(call).encode()
+    announce_events(get_redis(), [call], [])
+    assert admit_new_events(get_redis(), config=worker_config, block_seconds=1) == 2
+    assert queued(WEBHOOKS_QUEUE) == [event_job_id(call, 0)]
+    assert queued(DEFAULT_QUEUE) == [event_job_id(echo, 0)]
+    assert get_redis().llen(NEW_EVENTS_KEY) == get_redis().llen(LATER_EVENTS_KEY) == 0
+
+
+def test_a_blocking_admit_wakes_for_an_event_that_may_wait(make_event, worker_config):
+    echo = make_event()
+    client = get_redis()
+    threading.Timer(0.3, lambda: announce_events(client, [], [echo])).start()
+    assert admit_new_events(client, config=worker_config, block_seconds=3) == 1
+    assert queued(DEFAULT_QUEUE) == [event_job_id(echo, 0)]
 
 
 def test_an_event_announced_twice_or_already_swept_gets_one_job(make_event, worker_config):
