@@ -37,17 +37,21 @@ from integration.textback.settings import DEFAULT_SETTINGS
 
 __all__ = ["CallerArea", "CallerRef", "Signer", "answered_call", "caller_numbers", "missed_call", "pick_caller_area"]
 
-# Tried in order. All are in states without a stricter rule than the federal window, except Guam, which
-# covers the hours (07:00-11:00 UTC) when it is night on every North American coast; it needs the
-# location's allowed_countries to include GU.
-CANDIDATE_AREA_CODES = ("206", "303", "312", "212", "907", "808", "902", "671")
+# Tried in order: E.164 prefixes and the full length of their numbers. All but the last two are in states
+# without a stricter rule than the federal window. Guam covers the hours (07:00-11:00 UTC) when it is night on
+# every North American coast; British mobiles cover the hour after, when it is night from Guam to Newfoundland.
+# The locations' allowed_countries are set to include each one's country.
+CANDIDATE_PREFIXES = (("+1206", 12, "US"), ("+1303", 12, "US"), ("+1312", 12, "US"), ("+1212", 12, "US"),
+                      ("+1907", 12, "US"), ("+1808", 12, "US"), ("+1902", 12, "CA"), ("+1671", 12, "GU"),
+                      ("+447", 13, "GB"))
 
 
 @dataclass(frozen=True)
 class CallerArea:
-    """An area code whose callers may be texted for the whole run."""
+    """A number prefix whose callers may be texted for the whole run."""
 
-    area_code: str
+    prefix: str
+    length: int  # of a whole E.164 number, "+" included
     region: str
     zones: tuple[str, ...]
     state: str | None
@@ -70,13 +74,14 @@ def _windows_for(state: str | None) -> SendingWindows:
 
 
 def pick_caller_area(now: datetime, *, span: timedelta) -> CallerArea:
-    """The first candidate area code where texts are allowed from `now` until `now + span`.
+    """The first candidate prefix where texts are allowed from `now` until `now + span`.
 
     Raises:
         RuntimeError: no candidate is in daytime for the whole span (say when the run would work).
     """
-    for area in CANDIDATE_AREA_CODES:
-        caller = parse_caller_number(f"+1{area}2345678")
+    for prefix, length, region in CANDIDATE_PREFIXES:
+        probe = CallerArea(prefix, length, region, (), None)
+        caller = parse_caller_number(caller_numbers(probe, 1, seed=0)[0])
         windows = _windows_for(caller.state)
         # Each day's window is one interval, so allowed at both ends on the same local day is allowed throughout.
         end = now + span
@@ -84,24 +89,31 @@ def pick_caller_area(now: datetime, *, span: timedelta) -> CallerArea:
                        for z in caller.time_zones)
         if same_day and all(next_allowed_time(t, zones=caller.time_zones, windows=windows) == t.astimezone(UTC)
                             for t in (now, end)):
-            return CallerArea(area, caller.region or "US", caller.time_zones, caller.state)
-    raise RuntimeError("no candidate area code is in daytime for the whole run; texts would all be deferred")
+            return CallerArea(prefix, length, region, tuple(caller.time_zones), caller.state)
+    raise RuntimeError("no candidate number prefix is in daytime for the whole run; texts would all be deferred")
 
 
 def caller_numbers(area: CallerArea, count: int, *, seed: int) -> list[str]:
-    """`count` distinct valid mobile-or-unknown numbers in `area`, reproducible from `seed`."""
+    """`count` distinct valid mobile-or-unknown numbers starting with `area.prefix`, reproducible from `seed`.
+
+    Only numbers of `area.region` and, once the area is picked, of exactly its time zones: +447 also holds
+    Jersey's, Guernsey's and the Isle of Man's mobiles, and a few numbers whose zone is unknown.
+    """
     rng = random.Random(seed)
     numbers: dict[str, None] = {}
     attempts = 0
+    rest = area.length - len(area.prefix)
     while len(numbers) < count:
         attempts += 1
-        if attempts > count * 50:
-            raise RuntimeError(f"area code {area.area_code} yields too few valid numbers")
-        raw = f"+1{area.area_code}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+        if attempts > count * 50 + 1000:
+            raise RuntimeError(f"prefix {area.prefix} yields too few valid numbers")
+        raw = f"{area.prefix}{rng.randint(2, 9)}{rng.randint(0, 10 ** (rest - 1) - 1):0{rest - 1}d}"
         try:
-            numbers[parse_caller_number(raw).e164] = None
+            caller = parse_caller_number(raw)
         except UnusableNumber:
             continue
+        if caller.region == area.region and (not area.zones or tuple(caller.time_zones) == tuple(area.zones)):
+            numbers[caller.e164] = None
     return list(numbers)
 
 

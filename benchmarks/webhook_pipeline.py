@@ -584,7 +584,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
     say(f"rate limits LIFTED for this run: sandbox rate_limit={LIFTED_RATE_LIMIT}/10 s, "
         f"GHL_RATE_LIMIT={LIFTED_RATE_LIMIT} (this measures our pipeline, not HighLevel's 100/10 s per location)")
     say(f"locations: the 3 seed sub-accounts, installed via consent + callback; settings {settings_values}")
-    say(f"callers: area code {area.area_code} ({', '.join(area.zones)}), inside quiet-hours windows for the run")
+    say(f"callers: {area.prefix}... ({', '.join(area.zones)}), inside quiet-hours windows for the run")
     say("webhooks: InboundMessage CALL payloads as the sandbox builds them, Ed25519-signed (x-ghl-signature)")
     say()
 
