@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, case, literal, not_, null, select
@@ -32,7 +33,7 @@ _ID_LIMIT = 64
 _TYPE_LIMIT = 64
 _DEDUPE_LIMIT = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class PayloadError(ValueError):
@@ -86,10 +87,15 @@ def parse_payload(raw_body: bytes) -> dict:
         raise PayloadError("body is not acceptable JSON: a number is too large") from None
     if not isinstance(payload, dict):
         raise PayloadError(f"body must be a JSON object, got {type(payload).__name__}")
-    # Only an escape can produce either character: UTF-8 input cannot hold a surrogate, and a raw NUL is not JSON.
-    if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
+    if not _storable_as_sent(raw_body):
         payload = _make_storable(payload)
     return payload
+
+
+def _storable_as_sent(raw_body: bytes) -> bool:
+    """Whether the parsed body can be stored as it is: no NUL and no lone surrogate (neither fits a text column).
+    Only an escape can produce either character: UTF-8 input cannot hold a surrogate, and a raw NUL is not JSON."""
+    return b"\\u0000" not in raw_body and _SURROGATE_ESCAPE.search(raw_body) is None
 
 
 def dedupe_key_for(payload: dict, raw_body: bytes) -> str:
@@ -128,6 +134,8 @@ class StoredEvent:
     check_location: bool = False
     # False for events that may wait behind missed calls (see can_wait): announced for the `default` queue.
     urgent: bool = True
+    # The verified body, when it is `payload` exactly as stored: written as it came, not serialised again.
+    payload_json: bytes | None = None
 
 
 def can_wait(event_type: str, payload: dict) -> bool:
@@ -154,6 +162,7 @@ def classify_event(payload: dict, *, raw_body: bytes, app_id: str) -> StoredEven
         status_reason=reason,
         check_location=reason is None and location_id is not None and event_type not in LIFECYCLE_EVENTS,
         urgent=not can_wait(event_type, payload),
+        payload_json=raw_body if _storable_as_sent(raw_body) else None,
     )
 
 
@@ -237,6 +246,8 @@ class _DriverInsert:
     constants: dict
     positions: tuple[str, ...] | None  # parameter order for positional drivers (sqlite), else None
     processors: dict
+    # Turns a JSON document (bytes) into the payload parameter as the driver takes it, unserialised.
+    as_json: Callable[[bytes], object] | None = None
 
     @classmethod
     def build(cls, dialect) -> _DriverInsert:
@@ -249,16 +260,34 @@ class _DriverInsert:
             if not bind.required and bind.value is not None:  # the statement's own literals ('installed', 0)
                 constants[name] = bind.value
         return cls(sql=compiled.string, constants=constants, positions=compiled.positiontup,
-                   processors=processors)
+                   processors=processors, as_json=_json_passthrough(dialect))
 
-    def parameters(self, values: dict):
+    def parameters(self, values: dict, *, payload_json: bytes | None = None):
         params = {**self.constants, **values}
+        as_sent = payload_json is not None and self.as_json is not None
         for name, processor in self.processors.items():
-            if name in params:
+            if name in params and not (as_sent and name == "payload"):
                 params[name] = processor(params[name])
+        if as_sent:
+            params["payload"] = self.as_json(payload_json)
         if self.positions is not None:
             return tuple(params.get(name) for name in self.positions)
         return params
+
+
+def _json_passthrough(dialect) -> Callable[[bytes], object] | None:
+    """How to hand the driver a JSON document as it is (re-serialising the payload cost ~3% of the ack path)."""
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        from psycopg.types.json import Jsonb
+
+        return lambda document: Jsonb(document, dumps=_unchanged)
+    if dialect.name == "sqlite":
+        return lambda document: document.decode("utf-8")
+    return None
+
+
+def _unchanged(document: bytes) -> bytes:
+    return document
 
 
 _DRIVER_INSERTS: dict[str, _DriverInsert] = {}
@@ -279,7 +308,7 @@ def _insert_row(connection: Connection, event: StoredEvent):
         "location_id": event.location_id, "payload": event.payload, "received_at": utcnow(),
         "check_location": 1 if event.check_location else 0, "status": event.status,
         "status_reason": event.status_reason,
-    })
+    }, payload_json=event.payload_json)
     dbapi_connection = connection.connection.dbapi_connection
     cursor = dbapi_connection.cursor()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 import uuid
@@ -269,6 +270,18 @@ def test_signed_but_malformed_json_is_400_with_a_clear_message(client, signed_we
     assert message in response.json["error"]
     assert row_count() == 0
     assert any(message in r.getMessage() for r in caplog.records if r.name == "integration.webhooks")
+
+
+def test_a_body_is_stored_as_the_json_it_parses_to(client, signed_webhook, live_location):
+    """The body goes to the database as sent (not serialised again): what is stored must equal what it parses
+    to, whatever its spacing, escapes, non-ASCII text, numbers, nesting or repeated keys."""
+    payload = missed_call(live_location())
+    body = (json.dumps(payload, indent=2)[:-1] + ', "body": "Zo\\u00eb \u260e \\"hi\\"\\n", "n": [1, 2.50, -0.0, 1e3, '
+            '12345678901234567890], "deep": {"a": {"b": [null, true, false, {}]}}, "n": 7}').encode()
+    assert post(client, *signed_webhook(body=body)).status_code == 200
+    stored = rows()[0].payload
+    assert stored == json.loads(body)
+    assert (stored["body"], stored["n"]) == ("Zo\u00eb \u260e \"hi\"\n", 7)
 
 
 def test_nul_characters_are_stored_replaced(client, signed_webhook, live_location):
