@@ -53,7 +53,7 @@ def test_a_read_session_opens_no_transaction(database):
 @pytest.mark.parametrize("write", ["orm flush", "core update"])
 def test_a_write_in_a_read_session_raises_and_writes_nothing(database, write):
     company_id = f"co-{uuid.uuid4().hex[:12]}"
-    with database.session() as session, pytest.raises(ReadOnlySessionError, match="write in Database.transaction"):
+    with database.session() as session, pytest.raises(ReadOnlySessionError, match=r"write in Database\.transaction"):
         if write == "orm flush":
             session.add(Company(id=company_id, name="Acme"))
             session.flush()
