@@ -144,7 +144,12 @@ def test_the_admitter_survives_a_redis_outage(make_event, worker_config, caplog)
             event_id = make_event()
             announce_events(client, [event_id])
             deadline = time.monotonic() + 15
-            while client.llen(NEW_EVENTS_KEY) and time.monotonic() < deadline:
+            # Admitted = popped *and* enqueued (the pop comes first: waiting for an empty list alone was racy).
+            def admitted() -> bool:
+                return bool(get_queue(WEBHOOKS_QUEUE, client).get_job_ids()) and any(
+                    "Redis is back" in r.getMessage() for r in caplog.records)
+
+            while not admitted() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert client.llen(NEW_EVENTS_KEY) == 0
         warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
