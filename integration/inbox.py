@@ -138,11 +138,15 @@ class StoredEvent:
     payload_json: bytes | None = None
 
 
+# The only event type that can_wait may say yes to (the sweeper relies on it: workers.inbox.sweepable_events).
+MAY_WAIT_EVENT_TYPE = "OutboundMessage"
+
+
 def can_wait(event_type: str, payload: dict) -> bool:
     """May this event's handling wait behind missed calls? Texts going out: our own text's echo (one per missed
     call, so during a burst it would double the work ahead of the next caller's text) and a person's text.
     Never a call, whatever its event type says: HighLevel's own example labels an inbound call OutboundMessage."""
-    return event_type == "OutboundMessage" and not is_call(payload)
+    return event_type == MAY_WAIT_EVENT_TYPE and not is_call(payload)
 
 
 def classify_event(payload: dict, *, raw_body: bytes, app_id: str) -> StoredEvent:

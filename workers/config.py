@@ -56,6 +56,9 @@ class WorkerConfig:
     sweep_interval_seconds: float = 2.0
     sweep_min_age_seconds: float = 3.0
     sweep_batch_size: int = 200
+    # Webhook-event jobs kept waiting per queue (workers.admitter); a burst beyond it waits as ids, which cost
+    # nothing, instead of as RQ jobs built at the arrival rate. Workers top the queue up before each dequeue.
+    admit_ahead: int = 20
     # Retry policy for jobs other than process_event (which keeps its retries in the database).
     rq_retry_max: int = 3
     rq_retry_intervals: tuple[int, ...] = (10, 60, 300)
@@ -104,6 +107,7 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
                                           defaults.sweep_min_age_seconds),
         sweep_batch_size=parse_int("SWEEP_BATCH_SIZE", env.get("SWEEP_BATCH_SIZE"), defaults.sweep_batch_size,
                                    minimum=1),
+        admit_ahead=parse_int("WORKER_ADMIT_AHEAD", env.get("WORKER_ADMIT_AHEAD"), defaults.admit_ahead, minimum=1),
         rq_retry_max=parse_int("RQ_RETRY_MAX", env.get("RQ_RETRY_MAX"), defaults.rq_retry_max),
         rq_retry_intervals=parse_delays("RQ_RETRY_INTERVALS", env.get("RQ_RETRY_INTERVALS"),
                                         defaults.rq_retry_intervals),

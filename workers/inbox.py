@@ -14,10 +14,12 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, false, not_, or_, select, update
 
 from integration.db import Database, utcnow
+from integration.inbox import MAY_WAIT_EVENT_TYPE
 from integration.models import WebhookEvent
+from workers.queues import AnnouncedFrom
 
 __all__ = [
     "ClaimedEvent",
@@ -136,17 +138,33 @@ class LeaseKeeper:
                 log.warning("event %s: lease renewal failed: %s", self.event.id, type(exc).__name__)
 
 
+def _still_announced(announced: AnnouncedFrom | None):
+    """SQL: the event is at or past the start of the announcement list it would be in (see AnnouncedFrom).
+
+    Only an OutboundMessage may wait (integration.inbox.can_wait), in the later list; telling which of those
+    are calls takes the payload, so one counts as announced from the start of either list.
+    """
+    clauses = []
+    if announced is not None and announced.urgent is not None:
+        clauses.append(and_(WebhookEvent.event_type != MAY_WAIT_EVENT_TYPE, WebhookEvent.id >= announced.urgent))
+    if announced is not None and announced.either is not None:
+        clauses.append(and_(WebhookEvent.event_type == MAY_WAIT_EVENT_TYPE, WebhookEvent.id >= announced.either))
+    return or_(*clauses) if clauses else false()
+
+
 def sweepable_events(database: Database, *, now: datetime, min_age_seconds: float, lease_seconds: float,
-                     retry_delays: tuple[int, ...], limit: int, after_id: int = 0) -> list[tuple[int, int]]:
+                     retry_delays: tuple[int, ...], limit: int, after_id: int = 0,
+                     announced: AnnouncedFrom | None = None) -> list[tuple[int, int]]:
     """(event id, attempts) of events that should be running but may have no job: the sweeper's worklist.
 
-    - pending, older than `min_age_seconds`, and past the backoff its attempts call for;
+    - pending, older than `min_age_seconds`, and past the backoff its attempts call for; an event never
+      attempted is left alone while an announcement list still holds it (`announced`: where the lists start);
     - processing with a lease not renewed for `lease_seconds` (its worker died).
     Ordered by id from `after_id`, so a caller can page through a large backlog across sweeps.
     """
     young = now - timedelta(seconds=min_age_seconds)
     # Backoff per attempt count, as SQL, so rows still waiting never crowd due ones out of the batch.
-    due_retry = [WebhookEvent.attempts == 0]
+    due_retry = [and_(WebhookEvent.attempts == 0, not_(_still_announced(announced)))]
     for attempts, delay in enumerate(retry_delays, start=1):
         op = WebhookEvent.attempts == attempts if attempts < len(retry_delays) else WebhookEvent.attempts >= attempts
         due_retry.append(and_(op, WebhookEvent.claimed_at <= now - timedelta(seconds=delay)))

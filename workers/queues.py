@@ -29,8 +29,10 @@ __all__ = [
     "QUEUE_NAMES",
     "SERIALIZER",
     "WEBHOOKS_QUEUE",
+    "AnnouncedFrom",
     "EnqueueOutcome",
     "announce_events",
+    "announced_from",
     "default_retry",
     "enqueue",
     "enqueue_event",
@@ -213,6 +215,46 @@ def announce_events(connection: Redis, event_ids: list[int], later_ids: list[int
     for key, ids in pushes:
         pipeline.rpush(key, *(int(event_id) for event_id in ids))
     pipeline.execute()
+
+
+@dataclass(frozen=True)
+class AnnouncedFrom:
+    """Where each announcement list starts: the lowest event id among its first few ids, None when it is empty.
+
+    Ids are pushed in the order they were stored, give or take the interleaving of a few web processes, so
+    an event at or above that id that has never run is, as far as the sweeper can tell, still waiting its
+    turn in the list (workers.admitter keeps a burst there). One that really lost its announcement is swept
+    once the list has moved past it: no later than it would have run anyway.
+    """
+
+    urgent: int | None
+    later: int | None
+
+    @property
+    def either(self) -> int | None:
+        """For an event that may be in either list."""
+        present = [first for first in (self.urgent, self.later) if first is not None]
+        return min(present) if present else None
+
+
+# Enough to see past the interleaving of the web processes' announcer threads.
+_ANNOUNCED_PEEK = 100
+
+
+def announced_from(connection: Redis) -> AnnouncedFrom:
+    """The start of each announcement list (see AnnouncedFrom); one round trip.
+
+    Raises:
+        redis.RedisError: Redis is unreachable.
+    """
+    pipeline = connection.pipeline(transaction=False)
+    for key in (NEW_EVENTS_KEY, LATER_EVENTS_KEY):
+        pipeline.lrange(key, 0, _ANNOUNCED_PEEK - 1)
+    firsts = []
+    for raw_ids in pipeline.execute():
+        ids = [int(raw) for raw in raw_ids if raw.isdigit()]
+        firsts.append(min(ids) if ids else None)
+    return AnnouncedFrom(urgent=firsts[0], later=firsts[1])
 
 
 def live_event_jobs(connection: Redis, events: list[tuple[int, int]], *, lease_seconds: float) -> set[int]:

@@ -1,7 +1,8 @@
 """The sweeper: every couple of seconds, make sure every event that should be running has a job.
 
 Redis is only the dispatch channel (reliability-catalogue §0.9); the inbox table is the record. Three
-things leave a stored event without a live job, and the sweeper repairs all of them:
+things leave a stored event without a live job, and the sweeper repairs all of them (an event still
+waiting in an announcement list, workers.admitter, is not one of them: it is left to the admitter):
 - the receiver's enqueue failed (Redis down or stalled at ack time), or Redis lost its data;
 - a retry's scheduled job was lost;
 - the worker processing it died (`kill -9`, OOM, a host going away): its lease stops being renewed.
@@ -23,7 +24,7 @@ from rq.registry import StartedJobRegistry
 from integration.db import Database, utcnow
 from workers.config import WorkerConfig
 from workers.inbox import sweepable_events
-from workers.queues import QUEUE_NAMES, SERIALIZER, enqueue_event, live_event_jobs
+from workers.queues import QUEUE_NAMES, SERIALIZER, announced_from, enqueue_event, live_event_jobs
 
 __all__ = ["SweepReport", "Sweeper"]
 
@@ -80,10 +81,13 @@ class Sweeper:
     def _sweep(self, report: SweepReport) -> None:
         config = self.config
         cursor = int(self.redis.get(CURSOR_KEY) or 0)
+        # Read before the database: an id admitted in between is then at worst enqueued twice (a no-op), never
+        # missed.
+        announced = announced_from(self.redis)
         strays = sweepable_events(
             self.database, now=utcnow(), min_age_seconds=config.sweep_min_age_seconds,
             lease_seconds=config.event_lease_seconds, retry_delays=config.event_retry_delays,
-            limit=config.sweep_batch_size, after_id=cursor,
+            limit=config.sweep_batch_size, after_id=cursor, announced=announced,
         )
         # A short page means we reached the end: start from the beginning next time.
         next_cursor = strays[-1][0] if len(strays) == config.sweep_batch_size else 0

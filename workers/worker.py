@@ -26,26 +26,28 @@ from rq.queue import Queue
 from sqlalchemy.exc import SQLAlchemyError
 
 from integration.extensions import db
-from workers.admitter import admit_all_waiting, admit_stored_events
+from workers.admitter import admit_new_events, admit_stored_events
 from workers.config import get_worker_config
 
 __all__ = ["TextbackSimpleWorker", "TextbackWorker", "preload_job_code", "worker_class"]
 
 
 class _AdmitsNewEvents:
-    """Before each dequeue, admit the webhook events the receiver announced (one LPOP when there are none).
+    """Before each dequeue, top the queues up with webhook events the receiver announced (one round trip).
 
     The maintenance process's admitter does this as events arrive; doing it here too means a busy worker
-    never waits on the admitter. A burst worker (`--burst`, tests) with empty queues also admits new events
-    from the inbox itself, so it does not stop before an announcement still on its way (the echo of a text
-    it just sent, say) arrives. Runs in the app context the worker runs in.
+    never waits on the admitter. Each admits only up to WorkerConfig.admit_ahead jobs per queue, so a
+    worker in a flood of webhooks runs jobs instead of building them for the whole flood. A burst worker
+    (`--burst`, tests) with empty queues also admits new events from the inbox itself, so it does not stop
+    before an announcement still on its way (the echo of a text it just sent, say) arrives.
+    Runs in the app context the worker runs in.
     """
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         config = get_worker_config()
         # On a Redis error the dequeue below meets the same outage and RQ handles it; the sweeper covers events.
         with contextlib.suppress(RedisError):
-            admit_all_waiting(self.connection, config=config)
+            admit_new_events(self.connection, config=config)
         if timeout is None and not any(queue.count for queue in self.queues):
             # Burst mode is about to stop: admit events whose announcement may still be on its way.
             with contextlib.suppress(RedisError, SQLAlchemyError):

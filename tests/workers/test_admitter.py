@@ -162,6 +162,77 @@ def test_the_admitter_survives_a_redis_outage(make_event, worker_config, caplog)
         server.stop()
 
 
+def test_admission_keeps_only_admit_ahead_jobs_waiting_and_leaves_the_rest_announced(make_event, worker_config):
+    """A flood stays as ids in the list (free) and becomes jobs only as fast as the workers take them."""
+    ids = [make_event() for _ in range(12)]
+    announce_events(get_redis(), ids)
+    config = worker_config.override(admit_ahead=5)
+    assert admit_new_events(get_redis(), config=config) == 5
+    assert admit_new_events(get_redis(), config=config) == 0
+    assert admit_all_waiting(get_redis(), config=config) == 0
+    assert queued() == [event_job_id(event_id, 0) for event_id in ids[:5]]
+    assert [int(raw) for raw in get_redis().lrange(NEW_EVENTS_KEY, 0, -1)] == ids[5:]
+    # Two jobs taken by workers: two more admitted, in announcement order.
+    queue = get_queue(WEBHOOKS_QUEUE, get_redis())
+    for job_id in queued()[:2]:
+        queue.remove(job_id)
+    assert admit_new_events(get_redis(), config=config) == 2
+    assert queued() == [event_job_id(event_id, 0) for event_id in ids[2:7]]
+
+
+def test_each_queue_has_its_own_room(make_event, worker_config):
+    """A full webhooks queue does not hold back events that may wait, nor the reverse."""
+    calls, echoes = [make_event() for _ in range(3)], [make_event() for _ in range(3)]
+    announce_events(get_redis(), calls, echoes)
+    config = worker_config.override(admit_ahead=2)
+    assert admit_all_waiting(get_redis(), config=config) == 4
+    assert queued(WEBHOOKS_QUEUE) == [event_job_id(event_id, 0) for event_id in calls[:2]]
+    assert queued(DEFAULT_QUEUE) == [event_job_id(event_id, 0) for event_id in echoes[:2]]
+    get_queue(DEFAULT_QUEUE, get_redis()).empty()
+    assert admit_new_events(get_redis(), config=config) == 1
+    assert queued(DEFAULT_QUEUE) == [event_job_id(echoes[2], 0)]
+    assert get_redis().llen(NEW_EVENTS_KEY) == 1
+
+
+def test_a_blocking_admit_with_every_queue_full_pops_nothing_and_returns_soon(make_event, worker_config):
+    config = worker_config.override(admit_ahead=1)
+    first, second, echo, later_echo = make_event(), make_event(), make_event(), make_event()
+    announce_events(get_redis(), [first, second], [echo, later_echo])
+    assert admit_new_events(get_redis(), config=config) == 2
+    started = time.monotonic()
+    assert admit_new_events(get_redis(), config=config, block_seconds=5) == 0
+    assert time.monotonic() - started < 2
+    assert get_redis().lrange(NEW_EVENTS_KEY, 0, -1) == [str(second).encode()]
+    assert get_redis().lrange(LATER_EVENTS_KEY, 0, -1) == [str(later_echo).encode()]
+
+
+def test_a_blocking_admit_waits_only_on_lists_whose_queue_has_room(make_event, worker_config):
+    """Webhooks queue full: a new urgent id stays announced, a new echo for the empty default queue is admitted."""
+    config = worker_config.override(admit_ahead=1)
+    first, second, echo = make_event(), make_event(), make_event()
+    announce_events(get_redis(), [first])
+    assert admit_new_events(get_redis(), config=config) == 1
+    client = get_redis()
+    threading.Timer(0.3, lambda: announce_events(client, [second], [echo])).start()
+    assert admit_new_events(client, config=config, block_seconds=3) == 1
+    assert queued(DEFAULT_QUEUE) == [event_job_id(echo, 0)]
+    assert queued(WEBHOOKS_QUEUE) == [event_job_id(first, 0)]
+    assert client.lrange(NEW_EVENTS_KEY, 0, -1) == [str(second).encode()]
+
+
+def test_a_worker_in_a_flood_tops_its_queue_up_and_runs_every_event(make_event, worker_config, app, evidence_dir):
+    from workers.config import set_worker_config
+
+    ids = [make_event() for _ in range(25)]
+    announce_events(get_redis(), ids)
+    set_worker_config(app, worker_config.override(admit_ahead=3))
+    TextbackSimpleWorker([get_queue(WEBHOOKS_QUEUE, get_redis())], connection=get_redis(),
+                         serializer=SERIALIZER).work(burst=True)
+    assert [r[0] for r in runs(evidence_dir)] == ids
+    assert {load_event(event_id).status for event_id in ids} == {"done"}
+    assert get_redis().llen(NEW_EVENTS_KEY) == 0
+
+
 def test_a_burst_worker_admits_and_runs_announced_events(make_event, evidence_dir):
     event_id = make_event("TestRecord")
     announce_events(get_redis(), [event_id])

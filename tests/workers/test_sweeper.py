@@ -7,7 +7,17 @@ from rq.job import Job
 from integration.extensions import db, get_redis
 from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event, seconds_ago, set_event
-from workers.queues import SERIALIZER, WEBHOOKS_QUEUE, enqueue_event, event_job_id, get_queue, live_event_jobs
+from workers.queues import (
+    NEW_EVENTS_KEY,
+    SERIALIZER,
+    WEBHOOKS_QUEUE,
+    announce_events,
+    announced_from,
+    enqueue_event,
+    event_job_id,
+    get_queue,
+    live_event_jobs,
+)
 from workers.sweeper import LOCK_NAME, Sweeper
 from workers.worker import TextbackSimpleWorker
 
@@ -133,3 +143,41 @@ def test_live_jobs_are_recognised_without_fetching_each(make_event, worker_confi
     events = [(e, 0) for e in (waiting, fresh, old, finished, missing)]
     assert live_event_jobs(redis, events, lease_seconds=worker_config.event_lease_seconds) == {waiting, fresh}
     assert live_event_jobs(redis, [], lease_seconds=1) == set()
+
+
+def test_an_event_still_in_its_announcement_list_is_left_to_the_admitter(make_event, worker_config):
+    """A flood waits as ids (workers.admitter): the sweeper must not turn the backlog into jobs itself."""
+    lost, waiting, also_waiting = make_event(), make_event(), make_event()
+    # Two web processes push interleaved: the list's start is the lowest of its first ids, not its head.
+    announce_events(get_redis(), [also_waiting, waiting])
+    report = sweeper(worker_config).sweep_once()
+    assert report.counts == {"enqueued": 1}
+    assert queued() == [event_job_id(lost, 0)]
+    get_redis().delete(NEW_EVENTS_KEY)  # popped by an admitter that died before enqueueing them
+    assert sweeper(worker_config).sweep_once().counts["enqueued"] == 2
+    assert queued() == [event_job_id(event_id, 0) for event_id in (lost, waiting, also_waiting)]
+
+
+def test_an_echo_waiting_in_the_later_list_does_not_shield_a_lost_call(make_event, worker_config):
+    echo = make_event("OutboundMessage")
+    call = make_event("InboundMessage")  # its announcement was lost; only the later list holds anything
+    announce_events(get_redis(), [], [echo])
+    assert sweeper(worker_config).sweep_once().counts == {"enqueued": 1}
+    assert queued() == [event_job_id(call, 0)]
+
+
+def test_an_outbound_message_counts_as_announced_from_the_start_of_either_list(make_event, worker_config):
+    """HighLevel labels some inbound calls OutboundMessage: those are announced as urgent (integration.inbox)."""
+    labelled_call = make_event("OutboundMessage")
+    announce_events(get_redis(), [labelled_call])
+    assert sweeper(worker_config).sweep_once().counts == {}
+    announced = announced_from(get_redis())
+    assert (announced.urgent, announced.later, announced.either) == (labelled_call, None, labelled_call)
+
+
+def test_a_retry_is_swept_even_while_the_lists_hold_later_ids(make_event, worker_config):
+    announce_events(get_redis(), [make_event()])
+    retried = make_event()  # past the list's start, but a retry is never announced
+    set_event(retried, attempts=1, claimed_at=seconds_ago(100))
+    assert sweeper(worker_config.override(event_retry_delays=(5,))).sweep_once().counts == {"enqueued": 1}
+    assert queued() == [event_job_id(retried, 1)]

@@ -26,15 +26,17 @@ from workers.worker import TextbackSimpleWorker, TextbackWorker, worker_class
 
 def test_worker_config_reads_the_environment():
     config = load_worker_config({"WORKER_QUEUES": "webhooks, low", "EVENT_LEASE_SECONDS": "9.5",
-                                 "EVENT_RETRY_DELAYS": "1, 2,3", "WORKER_FORK_PER_JOB": "yes"})
-    assert (config.queues, config.event_lease_seconds, config.event_retry_delays, config.fork_per_job) == (
-        ("webhooks", "low"), 9.5, (1, 2, 3), True)
+                                 "EVENT_RETRY_DELAYS": "1, 2,3", "WORKER_FORK_PER_JOB": "yes",
+                                 "WORKER_ADMIT_AHEAD": "50"})
+    assert (config.queues, config.event_lease_seconds, config.event_retry_delays, config.fork_per_job,
+            config.admit_ahead) == (("webhooks", "low"), 9.5, (1, 2, 3), True, 50)
     assert load_worker_config({}) == WorkerConfig()
 
 
 @pytest.mark.parametrize(("name", "value"), [
     ("EVENT_RETRY_DELAYS", "5,soon"), ("EVENT_RETRY_DELAYS", "-1"), ("EVENT_LEASE_SECONDS", "0.5"),
-    ("EVENT_MAX_ATTEMPTS", "many"), ("WORKER_FORK_PER_JOB", "maybe"),
+    ("EVENT_MAX_ATTEMPTS", "many"), ("WORKER_FORK_PER_JOB", "maybe"), ("WORKER_ADMIT_AHEAD", "0"),
+    ("WORKER_ADMIT_AHEAD", "lots"),
 ])
 def test_bad_worker_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
