@@ -1,7 +1,8 @@
 """Storing a webhook on the ack path, and announcing it to the workers without making the request wait.
 
 The event is committed by one INSERT on the ack pool (an autocommit connection: one round trip), which
-also decides from the location's row whether it is pending or ignored (integration.inbox.store_event).
+also decides from the location's row whether it is pending or ignored
+(integration.inbox.store_event_autocommit).
 Its id is then announced to the workers (workers.admitter) by a thread of this process, many ids per
 RPUSH: a Redis round trip per webhook on the request thread cost the ack path a fifth of its CPU.
 
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from integration.db import Database
-from integration.inbox import Receipt, StoredEvent, store_event
+from integration.inbox import Receipt, StoredEvent, store_event_autocommit
 
 __all__ = ["InboxWriter"]
 
@@ -45,8 +46,7 @@ class InboxWriter:
         self._announcer = _Announcer(announce) if announce is not None else None
 
     def store(self, event: StoredEvent) -> Receipt:
-        with self.database.engine.connect() as connection:
-            receipt = store_event(connection, event)
+        receipt = store_event_autocommit(self.database.engine, event)
         if receipt.should_enqueue and self._announcer is not None:
             self._announcer.add(receipt.event_id, urgent=event.urgent)
         return receipt

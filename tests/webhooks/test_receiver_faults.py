@@ -178,3 +178,25 @@ def test_concurrent_duplicates_store_one_row(app, signed_webhook, live_location)
         thread.join(timeout=60)
     assert codes == [200] * 4
     assert row_count() == 1
+
+
+def test_a_connection_dropped_under_the_pool_costs_one_429_and_is_replaced(client, signed_webhook, live_location,
+                                                                           caplog):
+    """A database restart or an idle cut: that webhook gets 429 (HighLevel retries), the pool drops the dead
+    connection, and the retry is stored once."""
+    from integration.extensions import ack_db
+
+    location = live_location()
+    first_body, first_headers = signed_webhook(missed_call(location))
+    assert client.post(URL, data=first_body, headers=first_headers).status_code == 200
+    pooled = list(ack_db.engine.pool._pool.queue)  # the idle connection the first webhook used
+    assert pooled
+    for record in pooled:
+        record.dbapi_connection.close()
+    body, headers = signed_webhook(missed_call(location))
+    with caplog.at_level(logging.ERROR, logger="integration.webhooks"):
+        assert client.post(URL, data=body, headers=headers).status_code == 429
+    assert any("database unavailable" in r.getMessage() for r in caplog.records)
+    assert client.post(URL, data=body, headers=headers).status_code == 200
+    assert client.post(URL, data=body, headers=headers).json["status"] == "duplicate"
+    assert row_count() == 2
