@@ -4,6 +4,10 @@ HighLevel drops a webhook it cannot deliver in time, while a job that waits a li
 on a machine shared by gunicorn and `python -m workers` (the Procfile on one host, `textback run`), the
 acknowledgement must win. The workers catch up in the idle time; at nice 10 they still get about a tenth of
 a contended core (CFS weights 110 : 1024), so they are slowed, never starved.
+What nice cannot do: cap the CPU of a worker that mostly waits on round trips. In a webhook flood on the
+2-core benchmark machine (kernel 6.18) the two workers took 0.24 cores at nice 10 and at nice 19 alike
+(benchmarks/webhook_pipeline.py, issue 4's note): a task that sleeps between short bursts runs when it
+wakes, whatever its weight. Their share is kept down by doing less per event (workers.admitter).
 
 Two knobs, because Linux applies `nice` only among processes of the same scheduling group:
 - the process's own nice value: enough when web and workers share a group (one session, one container);
