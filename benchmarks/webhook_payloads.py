@@ -35,7 +35,8 @@ from integration.textback.quiet_hours import (
 )
 from integration.textback.settings import DEFAULT_SETTINGS
 
-__all__ = ["CallerArea", "CallerRef", "Signer", "answered_call", "caller_numbers", "missed_call", "pick_caller_area"]
+__all__ = ["ANSWERED_SECONDS", "SHORT_ANSWERED_SECONDS", "CallerArea", "CallerRef", "Signer", "answered_call",
+           "caller_numbers", "missed_call", "pick_caller_area"]
 
 # Tried in order: E.164 prefixes and the full length of their numbers. All but the last two are in states
 # without a stricter rule than the federal window. Guam covers the hours (07:00-11:00 UTC) when it is night on
@@ -145,8 +146,18 @@ def missed_call(caller: CallerRef, *, at: datetime) -> dict:
     return _call_payload(caller, outcome="no-answer", duration=0, at=at, message_id=caller.message_id)
 
 
-def answered_call(callers: Sequence[CallerRef], index: int, *, at: datetime) -> dict:
-    """An answered call (a new call message each time) from one of `callers`: stored, processed, never texted."""
+# Answered calls last one to five minutes. From MAX_SHORT_CALL_SECONDS on, no location can count one as missed
+# and the receiver stores it as ignored; shorter ones go to the workers, whose location settings decide.
+ANSWERED_SECONDS = range(60, 300)
+# Every one a possible "answered but short" missed call, so every webhook goes to the workers.
+SHORT_ANSWERED_SECONDS = range(1, 120)
+
+
+def answered_call(callers: Sequence[CallerRef], index: int, *, at: datetime,
+                  durations: range = ANSWERED_SECONDS) -> dict:
+    """An answered call (a new call message each time) from one of `callers`: stored, maybe processed, never
+    texted."""
     caller = callers[index % len(callers)]
     message_id = uuid.uuid4().hex[:20]
-    return _call_payload(caller, outcome="answered", duration=60 + index % 240, at=at, message_id=message_id)
+    duration = durations[index % len(durations)]
+    return _call_payload(caller, outcome="answered", duration=duration, at=at, message_id=message_id)

@@ -11,15 +11,19 @@ database and Redis db cannot overlap (a lock file says so).
 The app is installed on the three seed sub-accounts through the real consent page and callback.
 
 Phase 1, acknowledgement: signed InboundMessage webhooks of answered calls at --ack-rate for
---duration. They are stored, queued and processed by the workers (who classify them and send
-nothing), so the receiver is measured while the workers share the machine. Answered calls, not
-missed ones: a text per webhook at 100/s would measure the text path, which phase 2 does.
+--duration, lasting 1 to 5 minutes. Those of 2 minutes or more can be no location's missed call and
+the receiver stores them as ignored (integration.textback.missed_call.never_missed); the shorter quarter
+is queued and classified by the workers under the location's settings (sending nothing), so the
+receiver is measured while the workers share the machine. --answers-need-workers makes every answered
+call shorter than 2 minutes, so every webhook is a job, as all were before the receiver decided.
+Answered calls, not missed ones: a text per webhook at 100/s would measure the text path, which phase 2
+does.
 Phase 2, text back: missed calls at --call-rate for --duration, each from a caller the sandbox
 knows (its own contact: the per-caller cooldown would skip repeats). Latency is from the moment the
 webhook is sent to the moment the sandbox records POST /conversations/messages (its dateAdded, ms
 resolution, same clock). Every call must produce exactly one text.
 Phase 3, ceiling: closed loop, --clients keep-alive clients for --ceiling-seconds against the bare
-endpoint, then against ours (answered calls again, each unique so each is a real insert), once with
+endpoint, then against ours (answered calls, the same mix, each unique so each is a real insert), once with
 the workers processing what arrives and once with them paused (SIGSTOP), the receiver alone.
 
 Every phase prints where the CPU went (per process group, and what the rest of the machine used:
@@ -58,6 +62,8 @@ from benchmarks.cpu import CpuTimeline, cpu_sample, describe_cpu
 from benchmarks.loadgen import CeilingResult, Sent, closed_loop, open_loop, percentile
 from benchmarks.stack import Stack, free_port
 from benchmarks.webhook_payloads import (
+    ANSWERED_SECONDS,
+    SHORT_ANSWERED_SECONDS,
     CallerArea,
     CallerRef,
     Signer,
@@ -66,6 +72,7 @@ from benchmarks.webhook_payloads import (
     missed_call,
     pick_caller_area,
 )
+from integration.textback.missed_call import MAX_SHORT_CALL_SECONDS
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/h_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -479,6 +486,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the workers' WORKER_NICE (default: the product's, workers.config; 0 = web's priority)")
     parser.add_argument("--senders", type=int, default=160,
                         help="open-loop sender threads (enough to hold the rate through 1.5 s answers at 100/s)")
+    parser.add_argument("--answers-need-workers", action="store_true",
+                        help="phases 1 and 3: answered calls shorter than 2 min, so every one is a job (by default "
+                             "three in four last longer and are decided by the receiver)")
     parser.add_argument("--phases", default="1,2,3", help="which phases to run (default 1,2,3)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
@@ -590,13 +600,18 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
 
     rows: list[tuple[str, str, str, str]] = []
     ack: AckStats | None = None
+    answered = SHORT_ANSWERED_SECONDS if args.answers_need_workers else ANSWERED_SECONDS
+    share = sum(1 for seconds in answered if seconds < MAX_SHORT_CALL_SECONDS) / len(answered)
+    answered_mix = (f"{answered.start}-{answered.stop - 1} s long: {share:.0%} queued and classified by the workers, "
+                    f"the rest stored as ignored by the receiver")
     if 1 in args.phases:
         total = int(args.ack_rate * args.duration)
         start_wall, batch = signed_schedule(
-            lambda i, start: signer.request(answered_call(ack_callers, i, at=planned_at(start, i, args.ack_rate))),
+            lambda i, start: signer.request(answered_call(ack_callers, i, at=planned_at(start, i, args.ack_rate),
+                                                          durations=answered)),
             total)
         say(f"phase 1: acknowledgement, {args.ack_rate:g} webhooks/s for {args.duration:g} s "
-            f"(answered calls: stored, queued and processed by the workers; no text)")
+            f"(answered calls, {answered_mix}; no text)")
         before = sample()
         with CpuTimeline(sample) as timeline:
             results = open_loop(f"{urls.app}/webhooks/ghl", batch, rate=args.ack_rate, start_wall=start_wall,
@@ -676,7 +691,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         def request_sets(run_number: int) -> list[list[tuple[bytes, dict[str, str]]]]:
             first = run_number * args.client_processes * per_process
             return [[signer.request(answered_call(ack_callers, first + n * per_process + i,
-                                                  at=datetime.fromtimestamp(start_wall, UTC)))
+                                                  at=datetime.fromtimestamp(start_wall, UTC), durations=answered))
                      for i in range(per_process)] for n in range(args.client_processes)]
 
         runs = (("bare (verify + 200)", urls.bare, False),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from integration.db import utcnow
 from integration.models import Location, WebhookEvent
-from integration.textback.missed_call import is_call
+from integration.textback.missed_call import is_call, never_missed
 
 __all__ = [
     "PayloadError", "Receipt", "StoredEvent", "classify_event", "dedupe_key_for", "insert_statement", "parse_payload",
@@ -30,6 +30,8 @@ __all__ = [
 # Lifecycle events are about the installation itself: never ignored for "location not installed".
 LIFECYCLE_EVENTS = frozenset({"INSTALL", "UNINSTALL"})
 _ID_LIMIT = 64
+# The event types whose calls the workers classify (workers.handlers.messages).
+_CALL_EVENT_TYPES = frozenset({"InboundMessage", "OutboundMessage"})
 _TYPE_LIMIT = 64
 _DEDUPE_LIMIT = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -179,6 +181,10 @@ def _ignore_reason(payload: dict, *, event_type: str, location_id: str | None, a
             return "foreign app"
     if "locationId" in payload and location_id is None:
         return "malformed locationId"
+    if event_type in _CALL_EVENT_TYPES and is_call(payload):
+        not_missed = never_missed(payload)
+        if not_missed is not None:
+            return f"not a missed call: {not_missed.reason}"
     return None
 
 

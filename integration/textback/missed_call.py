@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 ALL_MISSED_STATUSES = ("no-answer", "busy", "voicemail", "canceled", "failed")
+# The most a location may set "answered but shorter than N seconds counts as missed" to.
+MAX_SHORT_CALL_SECONDS = 120
 ANSWERED_STATUSES = {"completed", "answered"}
 IN_PROGRESS_STATUSES = {"pending", "queued", "initiated", "ringing", "in-progress"}
 SHORT_ANSWER = "answered-short"
@@ -79,6 +81,17 @@ def normalize_status(raw: object) -> str | None:
 def is_call(payload: Mapping) -> bool:
     message_type = str(payload.get("messageType") or "").strip().upper()
     return message_type in {"CALL", "TYPE_CALL"}
+
+
+def never_missed(payload: Mapping) -> NotMissed | None:
+    """Why this call can be no location's missed call, whatever its settings; None when settings decide.
+
+    Classifying under the most counting settings there are (every missed status, the longest short-call
+    threshold): a call not missed then is not missed under any. The receiver stores such calls as ignored
+    at once, so an answered call (most call webhooks) costs no job.
+    """
+    verdict = classify_call(payload, short_call_seconds=MAX_SHORT_CALL_SECONDS, fallback_key="identity-not-needed")
+    return verdict if isinstance(verdict, NotMissed) else None
 
 
 def classify_call(payload: Mapping, *, counted_statuses: Collection[str] = ALL_MISSED_STATUSES,

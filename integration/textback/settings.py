@@ -22,7 +22,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from integration.crm.settings import DEFAULT_CRM_SETTINGS, CrmSettings, CrmSettingsSchema
 from integration.textback.business_hours import AFTER_HOURS, BUSINESS_HOURS, HOLIDAY
-from integration.textback.missed_call import ALL_MISSED_STATUSES
+from integration.textback.missed_call import ALL_MISSED_STATUSES, MAX_SHORT_CALL_SECONDS
 from integration.textback.phone import normalize_number
 from integration.textback.quiet_hours import WEEKDAYS, Window, parse_day_rules, parse_window
 from integration.textback.template import template_problems
@@ -190,7 +190,7 @@ class TextBackSettingsSchema(Schema):
         unknown = RAISE
 
     missed_statuses = fields.List(fields.String(validate=validate.OneOf(ALL_MISSED_STATUSES)), required=True)
-    short_call_seconds = fields.Integer(required=True, validate=validate.Range(0, 120))
+    short_call_seconds = fields.Integer(required=True, validate=validate.Range(0, MAX_SHORT_CALL_SECONDS))
     delay_seconds = fields.Integer(required=True, validate=validate.Range(0, 3600))
     cooldown_hours = fields.Float(required=True, validate=validate.Range(0, 24 * 30))
     daily_cap = fields.Integer(required=True, validate=validate.Range(1, 10_000))

@@ -9,10 +9,12 @@ import pytest
 
 from integration.textback.missed_call import (
     ALL_MISSED_STATUSES,
+    MAX_SHORT_CALL_SECONDS,
     Missed,
     NotMissed,
     call_key,
     classify_call,
+    never_missed,
     parse_timestamp,
 )
 
@@ -166,3 +168,36 @@ def test_parse_timestamp_forms():
     assert parse_timestamp("garbage") is None
     assert parse_timestamp(None) is None
     assert parse_timestamp("2024-05-08T12:00:56").tzinfo is not None
+
+
+def _settings_grid():
+    """Every set of counted statuses of size 0, 1, 4 and 5, with thresholds from off to the maximum."""
+    status_sets = [(), ALL_MISSED_STATUSES, *((s,) for s in ALL_MISSED_STATUSES),
+                   *(tuple(x for x in ALL_MISSED_STATUSES if x != s) for s in ALL_MISSED_STATUSES)]
+    return [(counted, threshold) for counted in status_sets for threshold in (0, 30, 119, MAX_SHORT_CALL_SECONDS)]
+
+
+def _payload_grid():
+    examples = [example(name) for name in EXPECTED]
+    statuses = [*ALL_MISSED_STATUSES, "completed", "answered", "in-progress", "weird", None]
+    built = [call(type=kind, direction=direction, status=status, callDuration=duration)
+             for kind in ("InboundMessage", "OutboundMessage") for direction in ("inbound", "outbound", None)
+             for status in statuses for duration in (None, 0, 30, 119, 120, 121, 600)]
+    return [*examples, *built, call(messageId=None, conversationId=None, dateAdded=None)]
+
+
+def test_a_call_never_missed_is_missed_under_no_settings_and_every_other_call_under_some():
+    """The receiver stores `never_missed` calls as ignored without asking the location: it must agree with
+    classify_call under every settings a location can have, or a missed call would go untexted."""
+    grid = _settings_grid()
+    for payload in _payload_grid():
+        verdicts = [classify_call(payload, counted_statuses=counted, short_call_seconds=threshold,
+                                  fallback_key="event:1") for counted, threshold in grid]
+        can_be_missed = any(isinstance(v, Missed) for v in verdicts)
+        assert (never_missed(payload) is None) == can_be_missed, payload
+
+
+def test_never_missed_says_why_in_the_workers_words():
+    assert never_missed(call(status="completed", callDuration=241)).reason == "answered for 241 s"
+    assert never_missed(call(status="completed", callDuration=MAX_SHORT_CALL_SECONDS - 1)) is None
+    assert never_missed(call(messageId=None, conversationId=None, dateAdded=None)) is None

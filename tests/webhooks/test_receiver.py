@@ -88,6 +88,28 @@ def test_our_text_echo_is_announced_to_wait_behind_calls_but_a_mislabelled_call_
     assert [int(raw) for raw in redis_client.lrange(LATER_EVENTS_KEY, 0, -1)] == [by_key[echo["webhookId"]]]
 
 
+def test_a_call_no_settings_could_count_as_missed_is_stored_ignored_and_costs_no_job(
+        client, signed_webhook, live_location, redis_client):
+    """Most call webhooks are answered calls: decided here, from the payload alone, they never become jobs."""
+    location = live_location()
+    long_answer = missed_call(location, status="completed", callDuration=241)
+    outbound = missed_call(location, direction="outbound")
+    # Settings decide these: a location may count answers under 120 s as missed, and may count voicemail.
+    short_answer = missed_call(location, status="completed", callDuration=119)
+    voicemail = missed_call(location)
+    # No messageId, conversation or date: the worker identifies it by its event id, so it is not decided here.
+    anonymous = missed_call(location, messageId=None, conversationId=None, dateAdded=None)
+    for payload in (long_answer, outbound, short_answer, voicemail, anonymous):
+        assert post(client, *signed_webhook(payload)).status_code == 200
+    by_key = {row.dedupe_key: row for row in rows()}
+    assert [(by_key[p["webhookId"]].status, by_key[p["webhookId"]].status_reason) for p in (long_answer, outbound)] == [
+        ("ignored", "not a missed call: answered for 241 s"),
+        ("ignored", "not a missed call: outbound call; only inbound calls count")]
+    waiting = [by_key[p["webhookId"]].id for p in (short_answer, voicemail, anonymous)]
+    assert {by_key[p["webhookId"]].status for p in (short_answer, voicemail, anonymous)} == {"pending"}
+    assert announced_event_ids(redis_client, count=3) == waiting
+
+
 def test_rsa_only_webhook_accepted_when_enabled(client, signed_webhook, live_location):
     body, headers = signed_webhook(missed_call(live_location()), schemes=("rsa",))
     assert post(client, body, headers).status_code == 200
