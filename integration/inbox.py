@@ -138,6 +138,8 @@ class StoredEvent:
     urgent: bool = True
     # The verified body, when it is `payload` exactly as stored: written as it came, not serialised again.
     payload_json: bytes | None = None
+    # Ignored as everyday traffic (a call that is no missed call), not as something an operator should see.
+    routine: bool = False
 
 
 # The only event type that can_wait may say yes to (the sweeper relies on it: workers.inbox.sweepable_events).
@@ -158,6 +160,10 @@ def classify_event(payload: dict, *, raw_body: bytes, app_id: str) -> StoredEven
     company_id = _short_id(payload.get("companyId"))
     location_id = _short_id(payload.get("locationId"))
     reason = _ignore_reason(payload, event_type=event_type, location_id=location_id, app_id=app_id)
+    routine = False
+    if reason is None:
+        reason = _routine_reason(payload, event_type=event_type)
+        routine = reason is not None
     return StoredEvent(
         dedupe_key=dedupe_key_for(payload, raw_body),
         event_type=event_type or "(none)",
@@ -169,6 +175,7 @@ def classify_event(payload: dict, *, raw_body: bytes, app_id: str) -> StoredEven
         check_location=reason is None and location_id is not None and event_type not in LIFECYCLE_EVENTS,
         urgent=not can_wait(event_type, payload),
         payload_json=raw_body if _storable_as_sent(raw_body) else None,
+        routine=routine,
     )
 
 
@@ -181,6 +188,11 @@ def _ignore_reason(payload: dict, *, event_type: str, location_id: str | None, a
             return "foreign app"
     if "locationId" in payload and location_id is None:
         return "malformed locationId"
+    return None
+
+
+def _routine_reason(payload: dict, *, event_type: str) -> str | None:
+    """Why this event needs no job, when it is everyday traffic: a call that no location could count as missed."""
     if event_type in _CALL_EVENT_TYPES and is_call(payload):
         not_missed = never_missed(payload)
         if not_missed is not None:

@@ -171,7 +171,9 @@ class WebhookReceiver:
         """Committed when it returns: one INSERT on the ack pool (autocommit)."""
         event = classify_event(payload, raw_body=raw_body, app_id=self.settings.ghl_app_id)
         receipt = self.writer.store(event)
-        if receipt.created and receipt.status == "ignored":
+        # Not for routine ones (answered calls, most call webhooks): a line each would cost the ack path more CPU
+        # than storing them, and the row keeps the reason.
+        if receipt.created and receipt.status == "ignored" and not event.routine:
             log.info("webhook %s stored as ignored (%s): event %s, location %s", event.event_type,
                      receipt.status_reason, receipt.event_id, event.location_id or "-")
         return receipt
