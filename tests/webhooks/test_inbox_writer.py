@@ -120,15 +120,15 @@ def test_under_load_one_announcement_per_interval_carries_every_id_and_a_quiet_o
         app, live_location, monkeypatch):
     import integration.inbox_writer as inbox_writer
 
-    monkeypatch.setattr(inbox_writer, "ANNOUNCE_INTERVAL_SECONDS", 0.6)
+    monkeypatch.setattr(inbox_writer, "ANNOUNCE_INTERVAL_SECONDS", 2.0)
     location = live_location()
     sent: list[tuple[float, list[int]]] = []
     writer = InboxWriter(ack_db, announce=lambda ids, later: sent.append((time.monotonic(), ids + later)))
     started = time.monotonic()
     first = writer.store(event(location))
     wait_for(lambda: sent)
-    assert sent[0][1] == [first.event_id] and sent[0][0] - started < 0.5  # after a quiet spell: at once
+    assert sent[0][1] == [first.event_id] and sent[0][0] - started < 1.5  # after a quiet spell: at once
     burst = [writer.store(event(location)).event_id for _ in range(5)]
     wait_for(lambda: len(sent) == 2)
     assert sent[1][1] == burst  # one RPUSH for the five...
-    assert sent[1][0] - sent[0][0] >= 0.6  # ...sent no sooner than the interval after the previous one
+    assert sent[1][0] - sent[0][0] >= 2.0  # ...sent no sooner than the interval after the previous one
