@@ -36,7 +36,7 @@ from integration.models import WebhookEvent
 from workers.config import WorkerConfig
 from workers.queues import DEFAULT_QUEUE, LATER_EVENTS_KEY, NEW_EVENTS_KEY, WEBHOOKS_QUEUE, enqueue_event
 
-__all__ = ["Admitter", "admit_all_waiting", "admit_new_events", "admit_stored_events"]
+__all__ = ["Admitter", "admit_new_events", "admit_stored_events"]
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +116,6 @@ def admit_stored_events(database: Database, connection: Redis, *, config: Worker
     for event_id in event_ids:
         enqueue_event(connection, event_id, attempt=0, config=config)
     return len(event_ids)
-
-
-def admit_all_waiting(connection: Redis, *, config: WorkerConfig) -> int:
-    """Admit announcements until none is waiting or every queue is full (tests); returns how many."""
-    total = 0
-    while True:
-        admitted = admit_new_events(connection, config=config)
-        total += admitted
-        if admitted == 0:
-            return total
 
 
 class Admitter:

@@ -81,8 +81,8 @@ class Sweeper:
     def _sweep(self, report: SweepReport) -> None:
         config = self.config
         cursor = int(self.redis.get(CURSOR_KEY) or 0)
-        # Read before the database: an id admitted in between is then at worst enqueued twice (a no-op), never
-        # missed.
+        # Read before the database: an id popped in between still counts as announced, so it is left for the
+        # next sweep (its admitter enqueues it, or died and the list has moved past it) rather than doubled.
         announced = announced_from(self.redis)
         strays = sweepable_events(
             self.database, now=utcnow(), min_age_seconds=config.sweep_min_age_seconds,

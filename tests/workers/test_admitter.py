@@ -16,7 +16,7 @@ from rq.job import Job
 from integration.extensions import get_redis
 from tests.workers.fixture_handlers import runs
 from tests.workers.helpers import load_event
-from workers.admitter import Admitter, admit_all_waiting, admit_new_events
+from workers.admitter import Admitter, admit_new_events
 from workers.queues import (
     DEFAULT_QUEUE,
     LATER_EVENTS_KEY,
@@ -28,6 +28,14 @@ from workers.queues import (
     get_queue,
 )
 from workers.worker import TextbackSimpleWorker
+
+
+def admit_all_waiting(connection, *, config) -> int:
+    """Admit until no announcement is waiting or every queue is full; returns how many ids were taken."""
+    total = 0
+    while admitted := admit_new_events(connection, config=config):
+        total += admitted
+    return total
 
 
 def queued(name: str = WEBHOOKS_QUEUE) -> list[str]:
