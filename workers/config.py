@@ -15,7 +15,8 @@ from dataclasses import dataclass, fields, replace
 
 from integration.config import ConfigError, parse_bool, parse_float, parse_int
 
-__all__ = ["WorkerConfig", "get_worker_config", "load_worker_config", "parse_delays", "set_worker_config"]
+__all__ = ["MIN_INBOX_RETENTION_DAYS", "WorkerConfig", "get_worker_config", "load_worker_config", "parse_delays",
+           "set_worker_config"]
 
 
 def parse_delays(name: str, raw: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -29,6 +30,12 @@ def parse_delays(name: str, raw: str | None, default: tuple[int, ...]) -> tuple[
     if not delays or any(d < 0 for d in delays):
         raise ConfigError(f"{name} must list at least one non-negative delay, got {raw!r}")
     return delays
+
+
+# A pruned webhook's dedupe key goes with it, so a replay of it would be stored anew. Kept longer than the longest
+# call age a location may allow (integration.textback.settings.MAX_CALL_AGE_MINUTES, 7 days), a replayed call is
+# always too old to text; HighLevel's own retries stop after about 70 minutes.
+MIN_INBOX_RETENTION_DAYS = 8
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ class WorkerConfig:
     # Retry policy for jobs other than process_event (which keeps its retries in the database).
     rq_retry_max: int = 3
     rq_retry_intervals: tuple[int, ...] = (10, 60, 300)
+    # Finished inbox events (done, ignored, failed) older than this are deleted by a periodic job
+    # (workers.inbox_retention); pending ones and INSTALL/UNINSTALL events are kept.
+    inbox_retention_days: int = 30
     # How long RQ keeps a successful job's result, and a failed one's traceback.
     result_ttl: int = 600
     failure_ttl: int = 7 * 24 * 3600
@@ -111,6 +121,8 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
         rq_retry_max=parse_int("RQ_RETRY_MAX", env.get("RQ_RETRY_MAX"), defaults.rq_retry_max),
         rq_retry_intervals=parse_delays("RQ_RETRY_INTERVALS", env.get("RQ_RETRY_INTERVALS"),
                                         defaults.rq_retry_intervals),
+        inbox_retention_days=parse_int("INBOX_RETENTION_DAYS", env.get("INBOX_RETENTION_DAYS"),
+                                       defaults.inbox_retention_days, minimum=MIN_INBOX_RETENTION_DAYS),
         result_ttl=parse_int("RQ_RESULT_TTL", env.get("RQ_RESULT_TTL"), defaults.result_ttl),
         failure_ttl=parse_int("RQ_FAILURE_TTL", env.get("RQ_FAILURE_TTL"), defaults.failure_ttl, minimum=1),
     )

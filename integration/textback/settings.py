@@ -30,6 +30,7 @@ from integration.textback.template import template_problems
 __all__ = [
     "DEFAULT_SETTINGS",
     "EXISTING_CUSTOMER",
+    "MAX_CALL_AGE_MINUTES",
     "SettingsError",
     "TextBackSettings",
     "TextBackSettingsSchema",
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 EXISTING_CUSTOMER = "existing_customer"
+# The most a location may set max_call_age_minutes to. The inbox keeps webhooks longer than this
+# (workers.config.MIN_INBOX_RETENTION_DAYS), so a call replayed after its row was pruned is always too old to text.
+MAX_CALL_AGE_MINUTES = 7 * 24 * 60
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "missed_statuses": list(ALL_MISSED_STATUSES),
@@ -194,7 +198,7 @@ class TextBackSettingsSchema(Schema):
     delay_seconds = fields.Integer(required=True, validate=validate.Range(0, 3600))
     cooldown_hours = fields.Float(required=True, validate=validate.Range(0, 24 * 30))
     daily_cap = fields.Integer(required=True, validate=validate.Range(1, 10_000))
-    max_call_age_minutes = fields.Integer(required=True, validate=validate.Range(1, 7 * 24 * 60))
+    max_call_age_minutes = fields.Integer(required=True, validate=validate.Range(1, MAX_CALL_AGE_MINUTES))
     allowed_countries = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2}$",
                                                                             error="use 2-letter country codes")),
                                     required=True)

@@ -259,6 +259,31 @@ def test_two_webhooks_for_the_same_call_with_different_ids_send_one_text(acme, s
     assert row_of(1).duplicate_webhooks == 1
 
 
+def test_a_replay_after_the_inbox_pruned_the_webhook_sends_no_second_text(acme, sandbox, clock, handler_sender):
+    from integration.db import utcnow
+    from integration.inbox import StoredEvent, store_event
+    from workers.handlers.messages import handle_inbound_message
+    from workers.inbox_retention import prune_events
+
+    payload = call_webhook(sandbox, clock, ACME, CALLER)
+
+    def receive(status: str = "pending"):
+        with db.transaction() as session:
+            return store_event(session, StoredEvent(dedupe_key=payload["webhookId"], event_type="InboundMessage",
+                                                    company_id=None, location_id=ACME, payload=payload,
+                                                    status=status, status_reason=None))
+
+    first = receive("done")
+    assert handle_inbound_message(payload, event_id=first.event_id).startswith("missed call 1: texted at")
+    assert prune_events(db, received_before=utcnow() + timedelta(seconds=1)).deleted == 1
+    replay = receive()  # the dedupe key went with the row: the receiver stores the replay as new
+    assert replay.created and replay.event_id != first.event_id
+
+    # The missed call's own key is not pruned, so the worker recognises the call.
+    assert handle_inbound_message(payload, event_id=replay.event_id).startswith("duplicate webhook for missed call 1")
+    assert len(texts_to(sandbox, ACME)) == 1
+
+
 def test_two_webhooks_for_one_call_without_message_id_are_one_call(tb_app, acme, sandbox, clock, handler_sender):
     from workers.errors import RetryLater
     from workers.handlers.messages import handle_inbound_message
