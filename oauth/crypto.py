@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from integration.db import Database
 from integration.models import Installation
 from oauth.errors import TokenDecryptError
 
-__all__ = ["RotationReport", "TokenCipher", "rotate_all"]
+__all__ = ["RotationReport", "StoredTokenCheck", "TokenCipher", "check_stored_tokens", "rotate_all"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,43 @@ class TokenCipher:
             return self._all.rotate(ciphertext.encode()).decode()
         except (InvalidToken, ValueError, TypeError):
             raise TokenDecryptError("a stored token does not decrypt with any configured key") from None
+
+
+@dataclass(frozen=True)
+class StoredTokenCheck:
+    """Whether the configured keys read the stored tokens: how many installations were tried, which failed."""
+
+    checked: int
+    undecryptable: tuple[int, ...]
+
+    @property
+    def none_decrypt(self) -> bool:
+        """Every installation tried failed: the key set is wrong (replaced instead of rotated), not one row."""
+        return self.checked > 0 and len(self.undecryptable) == self.checked
+
+
+def check_stored_tokens(database: Database, cipher: TokenCipher, *, sample: int = 50) -> StoredTokenCheck:
+    """Decrypt the tokens of the `sample` most recently updated installations that hold any.
+
+    For start-up: a key removed before `textback rotate-keys` finished, or a TOKEN_ENCRYPTION_KEYS replaced
+    by a fresh one, otherwise shows only as every HighLevel call failing, event after event.
+    """
+    with database.session() as session:
+        rows = session.execute(
+            select(Installation.id, Installation.access_token_encrypted, Installation.refresh_token_encrypted)
+            .where(or_(Installation.access_token_encrypted.is_not(None),
+                       Installation.refresh_token_encrypted.is_not(None)))
+            .order_by(Installation.updated_at.desc(), Installation.id.desc())
+            .limit(sample)
+        ).all()
+    undecryptable = []
+    for row in rows:
+        try:
+            cipher.decrypt_optional(row.access_token_encrypted)
+            cipher.decrypt_optional(row.refresh_token_encrypted)
+        except TokenDecryptError:
+            undecryptable.append(row.id)
+    return StoredTokenCheck(checked=len(rows), undecryptable=tuple(undecryptable))
 
 
 @dataclass

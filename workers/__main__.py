@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # In-process jobs share one pool; forked horses build their own (see workers.worker).
     app = create_app(settings)
+    problem = _unreadable_tokens(settings)
+    if problem:
+        print(f"workers: {problem}", file=sys.stderr)
+        return 2
     set_worker_config(app, worker_config)
     install_job_log_filter()
     preload_job_code()
@@ -112,6 +116,35 @@ def _unreachable_dependency(settings) -> str | None:
         return f"cannot reach the database at DATABASE_URL ({describe_connection_error(exc)})"
     finally:
         engine.dispose()
+    return None
+
+
+def _unreadable_tokens(settings) -> str | None:
+    """One line when no stored HighLevel token decrypts with TOKEN_ENCRYPTION_KEYS; some failing are logged.
+
+    Refusing to start keeps the inbox's events pending until the keys are put right; started, the workers
+    would spend every event's attempts on calls that cannot authenticate and record them as failed.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from integration.cli import describe_connection_error
+    from integration.extensions import db
+    from oauth.crypto import TokenCipher, check_stored_tokens
+
+    try:
+        check = check_stored_tokens(db, TokenCipher.from_settings(settings))
+    except SQLAlchemyError as exc:  # no schema yet, say: the jobs will meet and report the same problem
+        log.warning("could not check the stored tokens against TOKEN_ENCRYPTION_KEYS (%s)",
+                    describe_connection_error(exc))
+        return None
+    if check.none_decrypt:
+        return (f"none of the {check.checked} most recently used HighLevel tokens decrypts with TOKEN_ENCRYPTION_KEYS "
+                "(replaced instead of rotated?): put the previous key back after the new one, then run "
+                "`textback rotate-keys` (see the README)")
+    if check.undecryptable:
+        log.error("%d of the %d most recently used installations have tokens no TOKEN_ENCRYPTION_KEYS key decrypts "
+                  "(installation ids %s): they need their old key back, or reinstalling", len(check.undecryptable),
+                  check.checked, ", ".join(map(str, check.undecryptable)))
     return None
 
 

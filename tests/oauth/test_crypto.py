@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from integration.models import Installation
-from oauth.crypto import TokenCipher, rotate_all
+from oauth.crypto import TokenCipher, check_stored_tokens, rotate_all
 from oauth.errors import TokenDecryptError
 
 
@@ -98,3 +98,25 @@ def test_rotation_reports_undecryptable_rows_and_leaves_them_alone(database):
     assert report.rotated == 2 and not report.complete
     with database.transaction() as session:
         assert session.get(Installation, broken_id).access_token_encrypted == broken_ct
+
+
+def test_start_up_check_tells_a_wrong_key_set_from_a_few_unreadable_rows(database):
+    old, new, lost = (Fernet.generate_key().decode() for _ in range(3))
+    assert check_stored_tokens(database, TokenCipher([new])).checked == 0  # nothing stored: nothing to say
+    _add_rows(database, TokenCipher([old]), 3)
+    with database.transaction() as session:  # an uninstalled sub-account keeps its row but no tokens
+        session.add(Installation(user_type="Location", resource_id="gone", location_id="gone", status="uninstalled",
+                                 is_bulk_installation=False))
+
+    replaced = check_stored_tokens(database, TokenCipher([new]))
+    assert (replaced.checked, len(replaced.undecryptable), replaced.none_decrypt) == (3, 3, True)
+    rotating = check_stored_tokens(database, TokenCipher([new, old]))
+    assert (rotating.checked, rotating.undecryptable, rotating.none_decrypt) == (3, (), False)
+
+    with database.transaction() as session:
+        row = session.scalar(select(Installation).where(Installation.resource_id == "loc0002"))
+        row.refresh_token_encrypted = TokenCipher([lost]).encrypt("under a key we no longer have")
+        broken_id = row.id
+    one_bad = check_stored_tokens(database, TokenCipher([old]))
+    assert (one_bad.undecryptable, one_bad.none_decrypt) == ((broken_id,), False)
+    assert check_stored_tokens(database, TokenCipher([old]), sample=1).undecryptable == (broken_id,)  # newest first

@@ -119,6 +119,35 @@ def test_without_redis_url_it_says_so_in_one_line_and_exits_2(worker_environ):
     assert result.stderr.strip().count("\n") == 0 and "REDIS_URL is not set" in result.stderr
 
 
+def test_with_keys_that_read_no_stored_token_it_refuses_to_start_and_says_what_to_do(worker_environ, settings):
+    from cryptography.fernet import Fernet
+
+    from integration.db import Database
+    from integration.models import Installation
+    from oauth.crypto import TokenCipher
+
+    database = Database()
+    database.configure(settings.database_url)
+    try:
+        with database.transaction() as session:
+            session.add(Installation(user_type="Location", resource_id="loc1", location_id="loc1", status="active",
+                                     access_token_encrypted=TokenCipher.from_settings(settings).encrypt("a-token"),
+                                     is_bulk_installation=False))
+    finally:
+        database.dispose()
+    replaced = Fernet.generate_key().decode()
+    result = subprocess.run([sys.executable, "-m", "workers", "--burst"], cwd=ROOT, capture_output=True, text=True,
+                            env={**worker_environ, "TOKEN_ENCRYPTION_KEYS": replaced}, timeout=60)
+    assert result.returncode == 2
+    assert "none of the 1 most recently used HighLevel tokens decrypts" in result.stderr
+    assert "textback rotate-keys" in result.stderr and replaced not in result.stderr + result.stdout
+
+    rotating = f"{replaced},{settings.token_encryption_keys[0]}"  # the new key first, the old one kept
+    kept = subprocess.run([sys.executable, "-m", "workers", "--burst"], cwd=ROOT, capture_output=True, text=True,
+                          env={**worker_environ, "TOKEN_ENCRYPTION_KEYS": rotating}, timeout=60)
+    assert kept.returncode == 0, kept.stderr[-2000:]
+
+
 @pytest.mark.parametrize("fork_per_job", ["false", "true"])
 def test_event_of_a_worker_killed_mid_job_is_processed_by_another(app_context, make_event, worker_config,
                                                                   evidence_dir, start_worker, fork_per_job):
