@@ -8,6 +8,9 @@ so without this the table and its indexes grow for ever. What is kept:
 - everything received within the retention period, with its dedupe key: HighLevel retries for about 70 minutes.
 A replay of a pruned call webhook is stored anew but never texted: the retention outlasts the longest call age a
 location may allow (workers.config.MIN_INBOX_RETENTION_DAYS), and the missed call's own row still holds its key.
+A missed call keeps the id of the webhook that reported it (`webhook_event_id`) after that row is gone: a pointer
+for operators, never a key. SQLite may give a pruned row's id to a new event when it was the newest row (no
+AUTOINCREMENT); nothing else holds an event id that long (RQ forgets a job within RQ_RESULT_TTL).
 """
 
 from __future__ import annotations
