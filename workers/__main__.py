@@ -137,6 +137,10 @@ def _unreadable_tokens(settings) -> str | None:
         log.warning("could not check the stored tokens against TOKEN_ENCRYPTION_KEYS (%s)",
                     describe_connection_error(exc))
         return None
+    finally:
+        # Close the connection here, in its owner: the maintenance process forked next would otherwise inherit
+        # it in the pool, and its start-up dispose() would end the session under this process.
+        db.dispose()
     if check.none_decrypt:
         return (f"none of the {check.checked} most recently used HighLevel tokens decrypts with TOKEN_ENCRYPTION_KEYS "
                 "(replaced instead of rotated?): put the previous key back after the new one, then run "

@@ -135,3 +135,13 @@ def test_maintenance_tick_sweeps_and_survives_a_dead_database(settings, app, app
         loop.tick()
     warnings = [r.getMessage() for r in caplog.records if r.name == "workers.maintenance"]
     assert warnings == ["maintenance sweep failed (OperationalError); retrying every tick"]
+
+
+def test_the_start_up_token_check_leaves_no_connection_for_the_maintenance_fork_to_inherit(app, settings):
+    # The maintenance process disposes the pool it inherits; a pooled connection of the parent's would be closed
+    # under the parent (PostgreSQL ends the session), and the worker's first job would fail on it.
+    from integration.extensions import db
+    from workers.__main__ import _unreadable_tokens
+
+    assert _unreadable_tokens(settings) is None
+    assert db.engine.pool.checkedin() == 0
