@@ -7,7 +7,7 @@ factory (or a worker) asks for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmak
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Database", "JSONType", "ReadOnlySessionError", "UTCDateTime", "utcnow"]
+__all__ = ["Base", "Database", "JSONType", "ReadOnlySessionError", "UTCDateTime", "dialect_insert", "utcnow"]
 
 # Deterministic constraint names so Alembic migrations read the same on PostgreSQL and SQLite.
 NAMING_CONVENTION = {
@@ -58,6 +58,18 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def dialect_insert(bind) -> Callable:
+    """The `insert` construct with ON CONFLICT support for this session's or connection's database."""
+    dialect = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect!r}")
+    return insert
 
 
 class Base(DeclarativeBase):

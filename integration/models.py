@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from integration.db import Base, JSONType, UTCDateTime, utcnow
 
-__all__ = ["Company", "Installation", "Location", "LocationSettings", "WebhookEvent"]
+__all__ = ["Company", "Installation", "Location", "LocationSettings", "WebhookEvent", "WorkerHeartbeat"]
 
 # Integer ids that are BIGINT on PostgreSQL but still auto-increment on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -133,4 +133,24 @@ class WebhookEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker process holding a `processing` event (integration.liveness): a dead holder's event is taken
+    # over as soon as its heartbeat stops, not only when the lease runs out.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkerHeartbeat(Base):
+    """One row per running worker process, touched every second (integration.liveness).
+
+    In the database, not Redis: whether a holder is alive decides whether its event or its text in flight may be
+    taken over, and that must survive Redis going away (a Redis restarted empty would make every holder look
+    dead at once).
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

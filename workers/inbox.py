@@ -18,6 +18,7 @@ from sqlalchemy import and_, false, not_, or_, select, update
 
 from integration.db import Database, utcnow
 from integration.inbox import MAY_WAIT_EVENT_TYPE
+from integration.liveness import current_holder, holder_is_dead
 from integration.models import WebhookEvent
 from workers.queues import AnnouncedFrom
 
@@ -53,19 +54,28 @@ class ClaimedEvent:
     payload: dict
 
 
-def claim_event(database: Database, event_id: int, *, lease_seconds: float, now: datetime | None = None
-                ) -> ClaimedEvent | None:
-    """Atomically take `event_id` if it is pending or its holder's lease expired; None if someone else has it."""
+def _held_by_the_dead(*, now: datetime, lease_seconds: float, dead_after: float | None):
+    """SQL: a `processing` event whose lease ran out, or whose holder's heartbeat stopped (integration.liveness)."""
+    expired = _EVENT.claimed_at < now - timedelta(seconds=lease_seconds)
+    if dead_after is not None:
+        expired = or_(expired, holder_is_dead(_EVENT.claimed_by, now=now, dead_after=dead_after))
+    return and_(_EVENT.status == PROCESSING, expired)
+
+
+def claim_event(database: Database, event_id: int, *, lease_seconds: float, dead_after: float | None = None,
+                now: datetime | None = None) -> ClaimedEvent | None:
+    """Atomically take `event_id` if it is pending or its holder is gone (lease expired, or with `dead_after`, no
+    heartbeat for that long); None if someone else has it. The claim names this process as the holder."""
     now = now or utcnow()
-    expired_before = now - timedelta(seconds=lease_seconds)
-    claimable = or_(_EVENT.status == PENDING, and_(_EVENT.status == PROCESSING, _EVENT.claimed_at < expired_before))
+    claimable = or_(_EVENT.status == PENDING, _held_by_the_dead(now=now, lease_seconds=lease_seconds,
+                                                                 dead_after=dead_after))
     with database.autocommit() as connection:
         # One statement, one round trip: the compare-and-set returns what the handler needs (PostgreSQL, SQLite
         # >= 3.35), and being one statement it needs no transaction around it.
         row = connection.execute(
             update(_EVENTS)
             .where(_EVENT.id == event_id, claimable)
-            .values(status=PROCESSING, claimed_at=now, attempts=_EVENT.attempts + 1)
+            .values(status=PROCESSING, claimed_at=now, claimed_by=current_holder(), attempts=_EVENT.attempts + 1)
             .returning(_EVENT.attempts, _EVENT.event_type, _EVENT.location_id, _EVENT.company_id, _EVENT.payload)
         ).one_or_none()
     if row is None:
@@ -154,12 +164,14 @@ def _still_announced(announced: AnnouncedFrom | None):
 
 def sweepable_events(database: Database, *, now: datetime, min_age_seconds: float, lease_seconds: float,
                      retry_delays: tuple[int, ...], limit: int, after_id: int = 0,
-                     announced: AnnouncedFrom | None = None) -> list[tuple[int, int]]:
+                     announced: AnnouncedFrom | None = None, dead_after: float | None = None
+                     ) -> list[tuple[int, int]]:
     """(event id, attempts) of events that should be running but may have no job: the sweeper's worklist.
 
     - pending, older than `min_age_seconds`, and past the backoff its attempts call for; an event never
       attempted is left alone while an announcement list still holds it (`announced`: where the lists start);
-    - processing with a lease not renewed for `lease_seconds` (its worker died).
+    - processing with a lease not renewed for `lease_seconds`, or (with `dead_after`) held by a worker whose
+      heartbeat stopped that long ago: its worker died.
     Ordered by id from `after_id`, so a caller can page through a large backlog across sweeps.
     """
     young = now - timedelta(seconds=min_age_seconds)
@@ -169,8 +181,7 @@ def sweepable_events(database: Database, *, now: datetime, min_age_seconds: floa
         op = WebhookEvent.attempts == attempts if attempts < len(retry_delays) else WebhookEvent.attempts >= attempts
         due_retry.append(and_(op, WebhookEvent.claimed_at <= now - timedelta(seconds=delay)))
     stray_pending = and_(WebhookEvent.status == PENDING, WebhookEvent.received_at <= young, or_(*due_retry))
-    dead_holder = and_(WebhookEvent.status == PROCESSING,
-                       WebhookEvent.claimed_at < now - timedelta(seconds=lease_seconds))
+    dead_holder = _held_by_the_dead(now=now, lease_seconds=lease_seconds, dead_after=dead_after)
     with database.session() as session:
         rows = session.execute(
             select(WebhookEvent.id, WebhookEvent.attempts)

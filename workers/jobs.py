@@ -71,7 +71,7 @@ def process_event(event_id: int) -> str:
         shows the traceback too; database errors while claiming, so the sweeper re-runs the event.
     """
     config = get_worker_config()
-    event = claim_event(db, event_id, lease_seconds=config.event_lease_seconds)
+    event = claim_event(db, event_id, lease_seconds=config.event_lease_seconds, dead_after=config.dead_after_seconds)
     if event is None:
         log.info("event %s: not claimable (finished, or held by a live worker)", event_id)
         return "skipped: not claimable"

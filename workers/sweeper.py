@@ -88,6 +88,7 @@ class Sweeper:
             self.database, now=utcnow(), min_age_seconds=config.sweep_min_age_seconds,
             lease_seconds=config.event_lease_seconds, retry_delays=config.event_retry_delays,
             limit=config.sweep_batch_size, after_id=cursor, announced=announced,
+            dead_after=config.dead_after_seconds,
         )
         # A short page means we reached the end: start from the beginning next time.
         next_cursor = strays[-1][0] if len(strays) == config.sweep_batch_size else 0

@@ -43,7 +43,10 @@ def get_sender(app: Flask | None = None) -> TextBackSender:
     if sender is None:
         client = get_oauth(app).client
         gatherer = FactGatherer(database=db, client=client, redis=get_redis(app))
-        sender = TextBackSender(database=db, client=client, gatherer=gatherer, schedule=schedule_missed_call)
+        config = get_worker_config(app)
+        sender = TextBackSender(database=db, client=client, gatherer=gatherer, schedule=schedule_missed_call,
+                                dead_after=timedelta(seconds=config.dead_after_seconds),
+                                send_settle=timedelta(seconds=config.send_settle_seconds))
         app.extensions[_EXTENSION_KEY] = sender
     return sender
 

@@ -7,7 +7,6 @@ who won. That holds on PostgreSQL and on SQLite alike, without relying on isolat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -15,7 +14,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from integration.db import Database
+from integration.db import Database, dialect_insert
+from integration.liveness import holder_is_dead
 from integration.textback.missed_call import Missed
 from integration.textback.models import Caller, DailySendCount, MissedCall, SendIntent
 
@@ -34,18 +34,6 @@ __all__ = [
     "reserve_send",
     "take_over",
 ]
-
-
-def dialect_insert(bind) -> Callable:
-    """The `insert` construct with ON CONFLICT support for this session's or connection's database."""
-    dialect = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect!r}")
-    return insert
 
 
 def insert_ignore(session: Session, model: type, **values: object) -> bool:
@@ -109,12 +97,13 @@ class Reservation:
 
 def reserve_send(database: Database, *, row: MissedCall, phone: str, body: str, segments: int, template_key: str,
                  from_number: str | None, day: date, cooldown: timedelta, daily_cap: int, lease: timedelta,
-                 now: datetime) -> Reservation:
+                 now: datetime, holder: str | None = None) -> Reservation:
     """In one transaction: take the caller's cooldown, a daily slot, and write the send intent.
 
     The cooldown is a compare-and-set on the caller's row, so two different calls from one number
     racing each other get one text; the intent is unique per call, so two workers on one call get
-    one intent. Anything lost rolls the whole reservation back.
+    one intent. Anything lost rolls the whole reservation back. `holder` names the sending worker process
+    (integration.liveness).
     """
     try:
         with database.transaction() as session:
@@ -142,7 +131,8 @@ def reserve_send(database: Database, *, row: MissedCall, phone: str, body: str, 
                 call_key=row.call_key, missed_call_id=row.id, location_id=row.location_id,
                 contact_id=row.contact_id, conversation_id=row.conversation_id, to_number=phone,
                 from_number=from_number, body=body, segments=segments, template_key=template_key, counted_day=day,
-                status=SendIntent.SENDING, attempts=1, lease_until=now + lease, created_at=now, updated_at=now,
+                status=SendIntent.SENDING, attempts=1, lease_until=now + lease, holder=holder, created_at=now,
+                updated_at=now,
             )
             session.add(intent)
             session.flush()
@@ -163,17 +153,21 @@ class _Lost(Exception):
 
 
 def take_over(database: Database, intent_id: int, *, expected_status: str, now: datetime, lease: timedelta,
-              body: str | None = None) -> bool:
-    """Claim an intent for one more send attempt; False if another worker changed it first.
+              body: str | None = None, holder: str | None = None, dead_after: float | None = None) -> bool:
+    """Claim an intent for one more send attempt (as `holder`); False if another worker changed it first.
 
-    A `sending` intent can only be taken once its lease has run out (its worker died). `body` may be
-    replaced only for a `retry` intent: one certainly never sent, so no earlier text has to match it.
+    A `sending` intent can only be taken once its worker is gone: its lease ran out or, with `dead_after`, its
+    holder's heartbeat stopped (integration.liveness). `body` may be replaced only for a `retry` intent: one
+    certainly never sent, so no earlier text has to match it.
     """
     conditions = [SendIntent.id == intent_id, SendIntent.status == expected_status]
     if expected_status == SendIntent.SENDING:
-        conditions.append(SendIntent.lease_until < now)
+        gone = SendIntent.lease_until < now
+        if dead_after is not None:
+            gone = or_(gone, holder_is_dead(SendIntent.holder, now=now, dead_after=dead_after))
+        conditions.append(gone)
     values: dict = {"status": SendIntent.SENDING, "lease_until": now + lease, "attempts": SendIntent.attempts + 1,
-                    "updated_at": now}
+                    "holder": holder, "updated_at": now}
     if body is not None and expected_status == SendIntent.RETRY:
         values["body"] = body
     with database.transaction() as session:

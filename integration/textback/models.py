@@ -91,6 +91,9 @@ class SendIntent(Base):
     status: Mapped[str] = mapped_column(String(16), default=SENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker process sending it (integration.liveness): when its heartbeat stops, the send it had in flight
+    # is over and is settled at once instead of when the lease runs out.
+    holder: Mapped[str | None] = mapped_column(String(120))
     message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

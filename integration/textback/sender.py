@@ -13,12 +13,18 @@ The flow for a call (DESIGN §4.2, reliability-catalogue §1.11 and §2):
 5. An `unknown` (or abandoned `sending`) intent is reconciled before anything is sent again: the
    conversation is read and our text looked for. Found: sent. Not found after a grace period: send
    again, the same body, under a fresh lease.
+6. A `sending` intent whose worker died (its heartbeat stopped, integration.liveness) is settled at once
+   rather than after its lease: the POST it had in flight ended with the process. Our echo or the
+   conversation says whether HighLevel took it; if neither does `send_settle` after the dead worker's
+   last heartbeat, it is sent again. The wait, if any, happens inside this attempt, so a killed worker's
+   text still goes out within seconds (README: what this assumes of HighLevel).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -27,6 +33,7 @@ from sqlalchemy import select
 from integration.crm.takeover import human_handling
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLError, GHLRateLimited, GHLUnauthorized
+from integration.liveness import current_holder, last_beat
 from integration.models import LocationSettings
 from integration.textback import intents
 from integration.textback.compose import compose_message
@@ -72,13 +79,20 @@ class TextBackSender:
         reconcile_grace: after an ambiguous failure, how long our text may take to show up in the
             conversation before it is sent again.
         max_attempts: send attempts per call before giving up (each one reconciled first).
+        dead_after: a worker whose heartbeat is this old is dead (integration.liveness); None: leases only.
+        send_settle: how long after a dead worker's last heartbeat HighLevel may still show the text it was
+            sending; not found by then, it is sent again.
+        holder: returns this process's holder name (recorded on the intents it sends).
         clock: returns the current UTC time.
+        sleep: waits (tests pass a fake).
     """
 
     def __init__(self, *, database: Database, client, gatherer: FactGatherer,
                  schedule: Callable[[int, datetime], None] | None = None, lease: timedelta = timedelta(seconds=15),
                  reconcile_grace: timedelta = timedelta(seconds=10), max_attempts: int = 4,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 dead_after: timedelta | None = None, send_settle: timedelta = timedelta(seconds=3),
+                 holder: Callable[[], str | None] = current_holder, clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.database = database
         self.client = client
         self.gatherer = gatherer
@@ -86,7 +100,11 @@ class TextBackSender:
         self.lease = lease
         self.reconcile_grace = reconcile_grace
         self.max_attempts = max_attempts
+        self.dead_after = dead_after
+        self.send_settle = send_settle
+        self.holder = holder
         self.clock = clock
+        self.sleep = sleep
 
     # --- Entry points ---
 
@@ -143,7 +161,7 @@ class TextBackSender:
             self.database, row=row, phone=decision.caller.e164, body=body, segments=segment_info(body).segments,
             template_key=decision.template_key, from_number=normalize_number(row.called_number),
             day=business_day(now, decision.business_timezone), cooldown=timedelta(hours=settings.cooldown_hours),
-            daily_cap=settings.daily_cap, lease=self.lease, now=now,
+            daily_cap=settings.daily_cap, lease=self.lease, now=now, holder=self.holder(),
         )
         if reservation.lost_to == "intent":
             raise TryAgainLater("another worker is sending this text", delay_seconds=self.lease.total_seconds())
@@ -190,20 +208,36 @@ class TextBackSender:
             intents.finish_call(self.database, row.id, status=MissedCall.FAILED,
                                 outcome=row.outcome or f"failed: {intent.last_error}")
             return row.outcome or f"failed: {intent.last_error}"
+        abandoned_at = None
         if intent.status == SendIntent.SENDING and intent.lease_until and intent.lease_until > now:
-            wait = (intent.lease_until - now).total_seconds() + 1
-            raise TryAgainLater("another worker is sending this text", delay_seconds=wait)
+            abandoned_at = self._holder_died_at(intent, now)
+            if abandoned_at is None:
+                wait = (intent.lease_until - now).total_seconds() + 1
+                raise TryAgainLater("another worker is sending this text", delay_seconds=wait)
 
         if intent.status in (SendIntent.UNKNOWN, SendIntent.SENDING):
             # Maybe sent: look before sending again.
             found = self._find_our_text(row, intent)
             if found is not None:
                 return self._finish_sent(intent.id, *found)
-            # From the failure, or from the moment a dead worker's lease ran out.
-            waited = now - (intent.updated_at if intent.status == SendIntent.UNKNOWN else intent.lease_until or now)
-            if waited < self.reconcile_grace:
-                raise TryAgainLater("waiting to see whether HighLevel took the text",
-                                    delay_seconds=(self.reconcile_grace - waited).total_seconds())
+            if abandoned_at is not None:
+                # Its worker died mid-send: give HighLevel's view the rest of `send_settle` to catch up, here and
+                # now (a retry would cost seconds more), then look once more.
+                settle_left = (abandoned_at + self.send_settle - self.clock()).total_seconds()
+                if settle_left > 0:
+                    self.sleep(settle_left)
+                    found = self._find_our_text(row, self._load_intent(intent.id))
+                    if found is not None:
+                        return self._finish_sent(intent.id, *found)
+                log.warning("send intent %s: its worker %s died mid-send and HighLevel does not have the text; "
+                            "sending it again", intent.id, intent.holder)
+            else:
+                # From the failure, or from the moment a dead worker's lease ran out.
+                waited = now - (intent.updated_at if intent.status == SendIntent.UNKNOWN
+                                else intent.lease_until or now)
+                if waited < self.reconcile_grace:
+                    raise TryAgainLater("waiting to see whether HighLevel took the text",
+                                        delay_seconds=(self.reconcile_grace - waited).total_seconds())
         if intent.attempts >= self.max_attempts:
             outcome = f"failed: not sent after {intent.attempts} attempts ({intent.last_error})"
             intents.cancel_intent(self.database, intent.id, call_status=MissedCall.FAILED, outcome=outcome,
@@ -223,10 +257,26 @@ class TextBackSender:
         if intent.status == SendIntent.RETRY:
             body = compose_message(decision=decision, call=_as_call(row), contact=gathered.facts.contact,
                                    profile=gathered.profile, settings=gathered.settings, now=now)
-        if not intents.take_over(self.database, intent.id, expected_status=intent.status, now=now, lease=self.lease,
-                                 body=body):
+        if not intents.take_over(self.database, intent.id, expected_status=intent.status, now=self.clock(),
+                                 lease=self.lease, body=body, holder=self.holder(),
+                                 dead_after=self._dead_after_seconds):
             raise TryAgainLater("another worker took this text over", delay_seconds=self.lease.total_seconds())
         return self._send(intent.id, business_timezone=decision.business_timezone)
+
+    def _holder_died_at(self, intent: SendIntent, now: datetime) -> datetime | None:
+        """When the worker sending `intent` was last alive, if it is dead now (no heartbeat for `dead_after`);
+        None while it is alive, or when the intent names no holder (then its lease decides)."""
+        if self.dead_after is None or not intent.holder:
+            return None
+        beat = last_beat(self.database, intent.holder)
+        if beat is not None and beat >= now - self.dead_after:
+            return None
+        # No row: it stopped (a clean stop finishes its sends first) or was forgotten long ago.
+        return beat or now - self.dead_after
+
+    @property
+    def _dead_after_seconds(self) -> float | None:
+        return None if self.dead_after is None else self.dead_after.total_seconds()
 
     # --- Sending ---
 
