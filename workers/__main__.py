@@ -1,8 +1,9 @@
-"""`python -m workers`: the RQ worker (with its scheduler) plus the maintenance process (sweeper, periodic jobs,
-and the admitter that turns newly received webhook events into jobs: at least one worker must run it).
+"""`python -m workers`: the RQ worker, running WORKER_CONCURRENCY jobs at once (workers.concurrent), plus the
+maintenance process (sweeper, RQ's scheduled jobs, periodic jobs, and the admitter that turns newly received
+webhook events into jobs: at least one worker must run it).
 
-Procfile: `worker: python -m workers`. Stop with SIGTERM: the current job finishes (RQ's warm
-shutdown); a second SIGTERM kills it, and the event's lease then lets another worker take it over.
+Procfile: `worker: python -m workers`. Stop with SIGTERM: the jobs in flight finish (warm shutdown); a second
+SIGTERM exits at once, and the events it held are taken over by another worker once its heartbeat stops.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from redis import Redis
 
     from integration import create_app
+    from integration.extensions import db
+    from integration.liveness import Heartbeat, set_current_holder
     from workers.config import set_worker_config
     from workers.job_logging import install_job_log_filter
     from workers.maintenance import start_maintenance_process
@@ -71,26 +74,41 @@ def main(argv: list[str] | None = None) -> int:
     for change in lower_cpu_priority(worker_config.cpu_nice):
         log.info("worker CPU priority lowered below the web's: %s (WORKER_NICE)", change)
 
-    # Forked before the worker starts its pub/sub thread (see workers.maintenance for why a process).
+    # Forked before the worker starts any thread (see workers.maintenance for why a process). It also moves RQ's
+    # scheduled jobs to their queues: RQ's own scheduler process dies with its first Redis error.
     maintenance = None if args.no_maintenance or args.burst else start_maintenance_process(app)
+    name = f"textback-{socket.gethostname()}-{os.getpid()}"
+    # After the fork: the heartbeat is a thread of this process only.
+    heartbeat = Heartbeat(db, name, interval=worker_config.heartbeat_seconds).start()
+    set_current_holder(name)
     # No socket timeout: RQ blocks on BLPOP for minutes between jobs by design.
     connection = Redis.from_url(settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
     try:
         with app.app_context():
             worker = worker_class(worker_config)(
-                list(worker_config.queues), connection=connection, serializer=SERIALIZER,
-                name=f"textback-{socket.gethostname()}-{os.getpid()}",
+                list(worker_config.queues), connection=connection, serializer=SERIALIZER, name=name,
                 job_monitoring_interval=worker_config.job_monitoring_interval,
+                **_concurrency_options(app, worker_config),
             )
-            log.info("worker %s on queues %s (pid %s)", worker.name, ", ".join(worker_config.queues), os.getpid())
-            worker.work(with_scheduler=True, burst=args.burst,
+            log.info("worker %s on queues %s (pid %s, %s)", worker.name, ", ".join(worker_config.queues), os.getpid(),
+                     "one job per forked horse" if worker_config.fork_per_job
+                     else f"{worker.concurrency} jobs at once, {worker.webhook_slots} kept for webhook events")
+            # A burst run moves due scheduled jobs itself; otherwise the maintenance process does, every tick.
+            worker.work(with_scheduler=args.burst, burst=args.burst,
                         logging_level=logging.getLevelName(logging.getLogger().level))
     finally:
+        heartbeat.stop()
         if maintenance is not None:
             maintenance.terminate()
             maintenance.join(timeout=10)
         connection.close()
     return 0
+
+
+def _concurrency_options(app, worker_config) -> dict:
+    if worker_config.fork_per_job:
+        return {}
+    return {"app": app, "concurrency": worker_config.concurrency, "webhook_slots": worker_config.webhook_slots}
 
 
 def _unreachable_dependency(settings) -> str | None:

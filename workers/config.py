@@ -49,6 +49,18 @@ class WorkerConfig:
     # True: fork a work horse per job (RQ's default), isolating jobs from each other at the price of a
     # fork and fresh database connections per job (50-300 ms on a busy 2-core host; see the README).
     fork_per_job: bool = False
+    # Jobs one worker process runs at once, in threads (workers.concurrent): a job mostly waits on HighLevel, so
+    # this, not the CPU, bounds a worker's throughput. Ignored with fork_per_job (one job per horse).
+    concurrency: int = 32
+    # Of those, slots only webhook-event jobs may take: a burst of CRM follow-ups never delays a text.
+    webhook_slots: int = 8
+    # Each worker process writes a heartbeat this often (integration.liveness); one silent for
+    # `dead_after_seconds` is dead, and the event or text it held is taken over at once.
+    heartbeat_seconds: float = 1.0
+    dead_after_seconds: float = 5.0
+    # After a dead worker's send, how long HighLevel may take to show the text in the conversation (or send
+    # its echo) before it is sent again; counted from the dead worker's last heartbeat (see the README).
+    send_settle_seconds: float = 3.0
     # RQ's own heartbeat; lower than its 30 s default so RQ notices a dead horse sooner.
     job_monitoring_interval: int = 5
     # Longest a process_event job may run before RQ kills it (SIGALRM); the handler's HTTP timeouts are shorter.
@@ -95,10 +107,20 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
     defaults = WorkerConfig()
     queues_raw = env.get("WORKER_QUEUES", "")
     queues = tuple(q.strip() for q in queues_raw.split(",") if q.strip()) or defaults.queues
-    return WorkerConfig(
+    config = WorkerConfig(
         queues=queues,
         cpu_nice=parse_int("WORKER_NICE", env.get("WORKER_NICE"), defaults.cpu_nice, minimum=0, maximum=19),
         fork_per_job=parse_bool("WORKER_FORK_PER_JOB", env.get("WORKER_FORK_PER_JOB"), defaults.fork_per_job),
+        concurrency=parse_int("WORKER_CONCURRENCY", env.get("WORKER_CONCURRENCY"), defaults.concurrency,
+                              minimum=1, maximum=256),
+        webhook_slots=parse_int("WORKER_WEBHOOK_SLOTS", env.get("WORKER_WEBHOOK_SLOTS"), defaults.webhook_slots,
+                                minimum=0, maximum=256),
+        heartbeat_seconds=parse_float("WORKER_HEARTBEAT_SECONDS", env.get("WORKER_HEARTBEAT_SECONDS"),
+                                      defaults.heartbeat_seconds, minimum=0.1),
+        dead_after_seconds=parse_float("WORKER_DEAD_AFTER_SECONDS", env.get("WORKER_DEAD_AFTER_SECONDS"),
+                                       defaults.dead_after_seconds, minimum=1.0),
+        send_settle_seconds=parse_float("SEND_SETTLE_SECONDS", env.get("SEND_SETTLE_SECONDS"),
+                                        defaults.send_settle_seconds),
         job_monitoring_interval=parse_int(
             "WORKER_JOB_MONITORING_INTERVAL", env.get("WORKER_JOB_MONITORING_INTERVAL"),
             defaults.job_monitoring_interval, minimum=1,
@@ -126,6 +148,11 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
         result_ttl=parse_int("RQ_RESULT_TTL", env.get("RQ_RESULT_TTL"), defaults.result_ttl),
         failure_ttl=parse_int("RQ_FAILURE_TTL", env.get("RQ_FAILURE_TTL"), defaults.failure_ttl, minimum=1),
     )
+    if config.dead_after_seconds < 3 * config.heartbeat_seconds:
+        # Fewer than three missed beats would take a worker that paused for a moment (a GC, a busy CPU) for dead.
+        raise ConfigError(f"WORKER_DEAD_AFTER_SECONDS ({config.dead_after_seconds:g}) must be at least three "
+                          f"WORKER_HEARTBEAT_SECONDS ({config.heartbeat_seconds:g})")
+    return config
 
 
 _APP_KEY = "textback.worker_config"

@@ -1,4 +1,5 @@
-"""The maintenance process: the sweeper and the periodic-job scheduler on one ~2 s timer, and the admitter.
+"""The maintenance process: the sweeper, RQ's scheduled jobs and the periodic jobs on one ~2 s timer, and the
+admitter.
 
 The admitter (workers.admitter) is a thread of this process that turns the receiver's announcements of new
 webhook events into jobs as they arrive.
@@ -25,6 +26,7 @@ from integration.db import utcnow
 from integration.extensions import db, get_redis
 from workers.config import get_worker_config
 from workers.schedule import enqueue_due_jobs
+from workers.scheduled import enqueue_due_scheduled_jobs
 from workers.sweeper import Sweeper
 
 __all__ = ["MaintenanceLoop", "start_maintenance_process"]
@@ -42,17 +44,19 @@ class MaintenanceLoop:
         self.app = app
         self.stop = stop or threading.Event()
         self.parent_pid = parent_pid
-        self._last_error: tuple[str, float] | None = None
+        self._last_errors: dict[str, tuple[str, float]] = {}
         self._sweeper: Sweeper | None = None
 
     def tick(self) -> None:
-        """One sweep and one periodic-job check; errors are logged, never raised (the next tick retries)."""
+        """One sweep, scheduled jobs that are due, and one periodic-job check; errors are logged, never raised (the
+        next tick retries)."""
         with self.app.app_context():
             config = get_worker_config(self.app)
             redis = get_redis(self.app)
             if self._sweeper is None:
                 self._sweeper = Sweeper(database=db, redis=redis, config=config)
             self._guard("sweep", self._sweeper.sweep_once)
+            self._guard("scheduled jobs", lambda: enqueue_due_scheduled_jobs(redis))
             self._guard("periodic jobs", lambda: enqueue_due_jobs(redis, now=utcnow(), config=config))
 
     def run(self) -> None:
@@ -67,19 +71,19 @@ class MaintenanceLoop:
             self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def _guard(self, what: str, action) -> None:
+        """Run one step; a failure is logged once per kind of error per step (and again every minute it lasts)."""
         try:
             action()
         except Exception as exc:
-            signature = f"{what}: {type(exc).__name__}"
+            signature = type(exc).__name__
             now = time.monotonic()
-            if self._last_error is None or self._last_error[0] != signature or \
-                    now - self._last_error[1] > _REPEAT_ERROR_LOG_SECONDS:
-                log.warning("maintenance %s failed (%s); retrying every tick", what, type(exc).__name__)
-                self._last_error = (signature, now)
+            last = self._last_errors.get(what)
+            if last is None or last[0] != signature or now - last[1] > _REPEAT_ERROR_LOG_SECONDS:
+                log.warning("maintenance %s failed (%s); retrying every tick", what, signature)
+                self._last_errors[what] = (signature, now)
         else:
-            if self._last_error is not None and self._last_error[0].startswith(what):
+            if self._last_errors.pop(what, None) is not None:
                 log.info("maintenance %s recovered", what)
-                self._last_error = None
 
 
 def _child_main(app: Flask, parent_pid: int) -> None:

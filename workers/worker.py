@@ -70,12 +70,15 @@ class TextbackWorker(_AdmitsNewEvents, Worker):
 
 
 class TextbackSimpleWorker(_AdmitsNewEvents, SimpleWorker):
-    """`rq.SimpleWorker`: jobs run in this process, one after another, sharing its connection pool."""
+    """`rq.SimpleWorker`: jobs run in this process, one after another, sharing its connection pool (the tests'
+    in-process burst worker; `python -m workers` runs workers.concurrent.ConcurrentWorker)."""
 
 
 def worker_class(config) -> type[Worker] | type[SimpleWorker]:
-    """The worker class WorkerConfig asks for."""
-    return TextbackWorker if config.fork_per_job else TextbackSimpleWorker
+    """The worker class WorkerConfig asks for: jobs in threads (workers.concurrent), or a forked horse per job."""
+    from workers.concurrent import ConcurrentWorker
+
+    return TextbackWorker if config.fork_per_job else ConcurrentWorker
 
 
 def preload_job_code() -> list[str]:

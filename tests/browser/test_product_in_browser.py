@@ -6,29 +6,15 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
 from integration.extensions import db
 from integration.models import LocationSettings
 from integration.sandbox.seed import SEED_LOCATION_IDS
-from integration.textback.phone import parse_caller_number
+from tests.daytime import daytime_caller
 
 ACME = SEED_LOCATION_IDS[0]
-
-# Callers around the world: at any hour one of them is well inside 08:00-21:00 local time, so the
-# text goes out now instead of being deferred by quiet hours (deferral has its own tests).
-CALLERS = ["+12125550177", "+17205550177", "+14155550177", "+18085550177", "+819012345678", "+447400123456"]
-
-
-def daytime_caller(now: datetime) -> tuple[str, str]:
-    """A caller number whose local time is between 09:00 and 20:00, and its region."""
-    for raw in CALLERS:
-        number = parse_caller_number(raw)
-        if all(9 <= now.astimezone(ZoneInfo(zone)).hour < 20 for zone in number.time_zones):
-            return number.e164, number.region
-    raise AssertionError(f"no daytime caller at {now:%H:%M} UTC")
 
 
 def test_some_caller_is_always_in_daytime():

@@ -21,6 +21,7 @@ TEST_HANDLERS = {
     "TestPermanent": "tests.workers.fixture_handlers:permanent",
     "TestIgnore": "tests.workers.fixture_handlers:ignore",
     "TestRetryLater": "tests.workers.fixture_handlers:retry_later",
+    "TestWindow": "tests.workers.fixture_handlers:windowed",
 }
 
 
@@ -85,3 +86,42 @@ def ignore(payload: dict, *, event_id: int) -> str:
 def retry_later(payload: dict, *, event_id: int) -> str:
     _log_run(payload, event_id)
     raise RetryLater("HighLevel answered 429", delay_seconds=float(payload.get("delay", 7)))
+
+
+def windowed(payload: dict, *, event_id: int) -> str:
+    """Sleeps `sleep` seconds and records when it ran ("<event id> <start> <end>" in windows.log)."""
+    folder = _log_run(payload, event_id)
+    return _record_window(folder, f"event-{event_id}", float(payload.get("sleep", 1.0)))
+
+
+def windowed_job(folder: str, name: str, seconds: float) -> str:
+    """A plain RQ job (not an inbox event) that sleeps and records when it ran, like `windowed`."""
+    return _record_window(Path(folder), name, seconds)
+
+
+def _record_window(folder: Path, name: str, seconds: float) -> str:
+    started = time.time()
+    time.sleep(seconds)
+    with open(folder / "windows.log", "a") as handle:
+        handle.write(f"{name} {started} {time.time()}\n")
+    return f"{name} ran"
+
+
+def windows(folder: Path) -> dict[str, tuple[float, float]]:
+    """name -> (start, end) of every `windowed` run recorded in `folder`."""
+    path = Path(folder) / "windows.log"
+    if not path.exists():
+        return {}
+    found = {}
+    for line in path.read_text().splitlines():
+        name, start, end = line.split()
+        found[name] = (float(start), float(end))
+    return found
+
+
+def python_busy_job(seconds: float) -> str:
+    """Runs Python for `seconds` (many short sleeps): a thread's timeout can only stop it between bytecodes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "not stopped"

@@ -9,6 +9,7 @@ import pytest
 from integration.config import ConfigError
 from integration.extensions import get_redis
 from tests.workers.helpers import load_event
+from workers.concurrent import ConcurrentWorker
 from workers.config import WorkerConfig, load_worker_config
 from workers.job_logging import CurrentJobFilter
 from workers.maintenance import MaintenanceLoop
@@ -77,7 +78,7 @@ def test_unknown_queue_is_refused(app_context):
 
 
 def test_worker_class_follows_config():
-    assert worker_class(WorkerConfig(fork_per_job=False)) is TextbackSimpleWorker
+    assert worker_class(WorkerConfig(fork_per_job=False)) is ConcurrentWorker
     assert worker_class(WorkerConfig(fork_per_job=True)) is TextbackWorker
 
 

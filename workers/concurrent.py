@@ -1,0 +1,283 @@
+"""The worker that runs many jobs at once, in threads of one process (WORKER_CONCURRENCY).
+
+Why threads: a job spends nearly all its time waiting on HighLevel (100-500 ms per API call, about five per
+missed call), not on the CPU. One job at a time, a worker managed about 1.5 missed calls a second under that
+latency. RQ's WorkerPool or forked work horses would need a process (~100 MB) per job in flight; threads share
+one process, one database pool and one HTTP connection pool, and release the GIL while they wait.
+
+What is RQ's and stays so: queues, job ids, registries, results and failures, retries, scheduled jobs. What
+this class changes:
+- The main thread only dequeues, and only when a slot is free, so the rest of a backlog stays in Redis
+  (admission, workers.admitter, and queue order work as before). Each job runs in a pool thread, inside an app
+  context of its own.
+- `webhook_slots` of the slots take only webhook-event jobs: a burst of CRM follow-ups and echoes never keeps
+  the next caller's text waiting for a free slot (the texts-first rule, per slot instead of per queue).
+- Job timeouts use RQ's TimerDeathPenalty (SIGALRM reaches only the main thread); RQ's per-job state on the
+  worker (`execution`) is per thread.
+- Redis going away never ends the process: the dequeue loop logs one line, reconnects with backoff and logs
+  one line when Redis is back; heartbeats and maintenance calls in between are skipped; a job whose RQ
+  bookkeeping meets the outage is logged and left to the database (its inbox row is the record, and the
+  sweeper runs the event again if it did not finish).
+- SIGTERM stops the dequeue loop at once and lets the jobs in flight finish (warm shutdown); a second SIGTERM
+  exits at once, and the events in flight are taken over by another worker (integration.liveness).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Flask
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.exceptions import DequeueTimeout, StopRequested
+from rq.job import Job
+from rq.queue import Queue
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
+from sqlalchemy.exc import SQLAlchemyError
+
+from integration.extensions import db
+from workers.admitter import admit_new_events, admit_stored_events
+from workers.config import get_worker_config
+from workers.queues import WEBHOOKS_QUEUE
+
+__all__ = ["ConcurrentWorker"]
+
+log = logging.getLogger(__name__)
+
+# Backoff while Redis is unreachable: first retry after 0.5 s, doubling to at most 5 s, so a Redis that comes
+# back is noticed within 5 s (the text for an event stored meanwhile is due within 20 s of that).
+_RECONNECT_FIRST_SECONDS = 0.5
+_RECONNECT_MAX_SECONDS = 5.0
+# While every slot but the webhook ones is busy, the dequeue looks at the webhook queue alone and comes back this
+# often to see whether a slot for other work has freed up.
+_WEBHOOKS_ONLY_WAIT_SECONDS = 1
+
+
+class ConcurrentWorker(SimpleWorker):
+    """An RQ SimpleWorker whose jobs run in `concurrency` threads; see the module docstring."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args, app: Flask, concurrency: int, webhook_slots: int, **kwargs) -> None:
+        # Before RQ's __init__, which assigns `execution` through the per-thread property below.
+        self._per_thread = threading.local()
+        super().__init__(*args, **kwargs)
+        self.app = app
+        self.concurrency = max(1, int(concurrency))
+        # With one slot there is nothing to keep back: the one slot takes whatever comes first.
+        self.webhook_slots = min(max(0, int(webhook_slots)), self.concurrency - 1)
+        self._busy = 0
+        self._slots = threading.Condition()
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
+        self._waiting_for_work = False
+        self._redis_down_since: float | None = None
+
+    # --- RQ's per-job worker state, per thread ---
+
+    @property
+    def execution(self):
+        return getattr(self._per_thread, "execution", None)
+
+    @execution.setter
+    def execution(self, value) -> None:
+        self._per_thread.execution = value
+
+    # --- Dequeue: only with a free slot, through Redis outages ---
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None
+                                     ) -> tuple[Job, Queue] | None:
+        """The next job for a free slot; None only in burst mode (`timeout` None) once there is nothing left."""
+        burst = timeout is None
+        looked_in_the_inbox = False
+        while True:
+            free = self._wait_for_free_slot()
+            webhooks_only = free <= self.webhook_slots
+            queues = [q for q in self._ordered_queues if q.name == WEBHOOKS_QUEUE] if webhooks_only \
+                else self._ordered_queues
+            wait = None if burst else (_WEBHOOKS_ONLY_WAIT_SECONDS if webhooks_only else timeout)
+            try:
+                result = self._dequeue_from(queues, wait)
+            except DequeueTimeout:
+                continue
+            except RedisError as exc:  # connection refused or reset, a timeout, a Redis still loading its data
+                self._wait_for_redis(exc)
+                continue
+            self._redis_is_back()
+            if result is not None:
+                return result
+            if not burst:
+                continue
+            # Burst mode with nothing queued for the slots we have: a running job may enqueue more, and an
+            # event's announcement may still be on its way; stop only when neither can bring work.
+            if self._running():
+                self._wait_for_a_job_to_finish()
+                looked_in_the_inbox = False
+                continue
+            if not looked_in_the_inbox:
+                self._admit_stored()
+                looked_in_the_inbox = True
+                continue
+            return None
+
+    def _dequeue_from(self, queues: list[Queue], wait: int | None) -> tuple[Job, Queue] | None:
+        self.set_state(WorkerStatus.IDLE)
+        self.heartbeat()
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+        # The queues are topped up from the announcement lists first (one round trip; workers.admitter).
+        admit_new_events(self.connection, config=get_worker_config(self.app))
+        self._waiting_for_work = True
+        try:
+            if self._stop_requested:
+                raise StopRequested()
+            result = self.queue_class.dequeue_any(queues, wait, connection=self.connection, job_class=self.job_class,
+                                                   serializer=self.serializer,
+                                                   death_penalty_class=self.death_penalty_class)
+        finally:
+            self._waiting_for_work = False
+        if result is not None:
+            job, queue = result
+            job.redis_server_version = self.get_redis_server_version()
+            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+        return result
+
+    def _wait_for_redis(self, exc: Exception) -> None:
+        """One line when Redis goes away, then a quiet wait with backoff until it answers a PING."""
+        if self._redis_down_since is None:
+            self._redis_down_since = time.monotonic()
+            log.error("Redis is unreachable (%s: %s); the worker keeps running and reconnects as soon as it is "
+                      "back (jobs in flight finish; stored events are not lost)", type(exc).__name__, exc)
+        delay = _RECONNECT_FIRST_SECONDS
+        while not self._stop_requested:
+            time.sleep(delay)
+            try:
+                self.connection.ping()
+                return
+            except RedisError:
+                delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
+
+    def _redis_is_back(self) -> None:
+        if self._redis_down_since is not None:
+            log.warning("Redis is reachable again after %.1f s; the worker goes on",
+                        time.monotonic() - self._redis_down_since)
+            self._redis_down_since = None
+            # A Redis that restarted empty forgot this worker: register it again (best effort).
+            with contextlib.suppress(RedisError):
+                self.connection.hset(self.key, mapping=self.serialize())
+
+    # --- Slots ---
+
+    def _running(self) -> int:
+        with self._slots:
+            return self._busy
+
+    def _wait_for_free_slot(self) -> int:
+        """Block until a slot is free (heartbeating meanwhile); returns how many are free."""
+        with self._slots:
+            while self._busy >= self.concurrency:
+                if self._stop_requested:
+                    raise StopRequested()
+                self._slots.wait(timeout=self.job_monitoring_interval)
+                if self._busy >= self.concurrency:
+                    self._slots.release()
+                    try:
+                        self.heartbeat()
+                    finally:
+                        self._slots.acquire()
+            return self.concurrency - self._busy
+
+    def _wait_for_a_job_to_finish(self) -> None:
+        """Burst mode: a short wait (a job ends, or a new one may have been queued meanwhile: look again soon)."""
+        with self._slots:
+            if self._busy:
+                self._slots.wait(timeout=0.05)
+
+    def _admit_stored(self) -> None:
+        """Burst mode: events whose announcement may still be on its way get their jobs (see workers.admitter)."""
+        with contextlib.suppress(RedisError, SQLAlchemyError):
+            admit_stored_events(db, self.connection, config=get_worker_config(self.app))
+
+    # --- Running jobs ---
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        with self._slots:
+            self._busy += 1
+        try:
+            self._executor.submit(self._run_job, job, queue)
+        except RuntimeError:  # the pool is shutting down: the job goes back to RQ's view as abandoned
+            with self._slots:
+                self._busy -= 1
+            raise StopRequested() from None
+
+    def _run_job(self, job: Job, queue: Queue) -> None:
+        try:
+            with self.app.app_context():
+                self.prepare_execution(job)
+                self.perform_job(job, queue)
+        except RedisError as exc:
+            log.warning("job %s: Redis failed during its bookkeeping (%s); the database decides whether its work "
+                        "runs again", job.id, type(exc).__name__)
+        except Exception:
+            log.exception("job %s: the worker could not run it", job.id)
+        finally:
+            self.execution = None
+            with self._slots:
+                self._busy -= 1
+                self._slots.notify_all()
+
+    # --- What RQ's work loop calls between jobs: never fatal ---
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline=pipeline)
+        with contextlib.suppress(RedisError):
+            super().heartbeat(timeout)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with contextlib.suppress(RedisError):
+            super().check_for_suspension(burst)
+
+    def run_maintenance_tasks(self) -> None:
+        with contextlib.suppress(RedisError):
+            super().run_maintenance_tasks()
+
+    def set_state(self, state: str, pipeline=None) -> None:
+        if pipeline is not None:
+            return super().set_state(state, pipeline=pipeline)
+        self._state = state  # kept even when Redis cannot be told
+        with contextlib.suppress(RedisError):
+            super().set_state(state)
+
+    # --- Stopping ---
+
+    def _shutdown(self) -> None:
+        """First SIGTERM: stop taking jobs now; the ones in flight finish in teardown()."""
+        self._stop_requested = True
+        with contextlib.suppress(RedisError):
+            self.set_shutdown_requested_date()
+        self.log.info("Worker %s: stopping; %d job(s) in flight finish first", self.name, self._running())
+        if self._waiting_for_work:
+            # The main thread only dequeues (jobs run in the pool), so interrupting its wait loses nothing.
+            raise StopRequested()
+
+    def request_force_stop(self, signum, frame) -> None:
+        """Second SIGTERM: exit now. Events in flight are taken over by another worker once this one's heartbeat
+        stops (integration.liveness); RQ's other jobs are re-run by their own sweeps."""
+        if self._shutdown_requested_date is not None and \
+                (time.time() - self._shutdown_requested_date.timestamp()) < 1:
+            return
+        self.log.warning("Worker %s: cold shut down with %d job(s) in flight", self.name, self._running())
+        os._exit(1)
+
+    def teardown(self) -> None:
+        self._executor.shutdown(wait=True)
+        try:
+            super().teardown()
+        except RedisError as exc:
+            log.warning("worker %s: could not unregister from Redis (%s)", self.name, type(exc).__name__)
