@@ -12,8 +12,10 @@ from integration.config import Settings, load_settings
 __all__ = ["create_app"]
 
 
-def create_app(config: Settings | Mapping[str, object] | None = None, *, null_pool: bool = False) -> Flask:
+def create_app(config: Settings | Mapping[str, object] | None = None, *, null_pool: bool = False,
+               db_pool_size: int | None = None) -> Flask:
     """Build the app. `config` is a Settings, or a mapping of Settings fields overriding the environment.
+    `db_pool_size`: the main database pool's size (integration.db.Database.configure), for a busy worker.
 
     Nothing connects to the database or Redis here; the first request (or job) does.
     """
@@ -38,7 +40,7 @@ def create_app(config: Settings | Mapping[str, object] | None = None, *, null_po
     from integration.logging_setup import configure_logging
 
     configure_logging(app)
-    extensions.init_app(app, settings, null_pool=null_pool)
+    extensions.init_app(app, settings, null_pool=null_pool, db_pool_size=db_pool_size)
 
     from integration.health import bp as health_bp
 

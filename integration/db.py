@@ -88,7 +88,7 @@ class Database:
         self._read_sessionmaker: sessionmaker[Session] | None = None
 
     def configure(self, url: str, *, null_pool: bool = False, autocommit: bool = False,
-                  statement_timeout_ms: int | None = None) -> None:
+                  statement_timeout_ms: int | None = None, pool_size: int | None = None) -> None:
         """Create the engine.
 
         Args:
@@ -96,6 +96,8 @@ class Database:
             autocommit: every statement is its own transaction (the webhook ack path: one INSERT, one round trip).
             statement_timeout_ms: give up on a statement (or, on SQLite, a lock wait) after this long instead
                 of hanging; set on the connection once, so it costs nothing per transaction.
+            pool_size: connections kept open, and twice as many more opened at peak (SQLAlchemy's default:
+                5 + 10); a worker running many jobs at once asks for more.
         """
         if self.engine is not None:
             self.engine.dispose()
@@ -115,6 +117,9 @@ class Database:
             options["pool_reset_on_return"] = None
         if null_pool:
             options["poolclass"] = NullPool
+        elif pool_size is not None:
+            options["pool_size"] = pool_size
+            options["max_overflow"] = 2 * pool_size
         engine = create_engine(url, **options)
         if sqlite:
             busy_timeout_ms = 15000 if statement_timeout_ms is None else int(statement_timeout_ms)

@@ -21,8 +21,8 @@ ack_db = Database()
 ACK_STATEMENT_TIMEOUT_MS = 3000
 
 
-def init_app(app: Flask, settings: Settings, *, null_pool: bool = False) -> None:
-    db.configure(settings.database_url, null_pool=null_pool)
+def init_app(app: Flask, settings: Settings, *, null_pool: bool = False, db_pool_size: int | None = None) -> None:
+    db.configure(settings.database_url, null_pool=null_pool, pool_size=db_pool_size)
     ack_db.configure(settings.database_url, null_pool=null_pool, autocommit=True,
                      statement_timeout_ms=ACK_STATEMENT_TIMEOUT_MS)
     app.extensions["textback.settings"] = settings

@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workers: {problem}", file=sys.stderr)
         return 2
 
-    # In-process jobs share one pool; forked horses build their own (see workers.worker).
-    app = create_app(settings)
+    # In-process jobs share one pool; forked horses build their own (see workers.worker). Jobs hold a connection
+    # only for a statement or a short transaction (never across a HighLevel call): a third of the slots kept open,
+    # up to about one per slot at peak.
+    pool_size = None if worker_config.fork_per_job else max(5, worker_config.concurrency // 3)
+    app = create_app(settings, db_pool_size=pool_size)
     problem = _unreadable_tokens(settings)
     if problem:
         print(f"workers: {problem}", file=sys.stderr)
