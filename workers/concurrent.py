@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,9 @@ _RECONNECT_MAX_SECONDS = 5.0
 # While every slot but the webhook ones is busy, the dequeue looks at the webhook queue alone and comes back this
 # often to see whether a slot for other work has freed up.
 _WEBHOOKS_ONLY_WAIT_SECONDS = 1
+_HEARTBEAT_EVERY_SECONDS = 1.0
+_GIL_SWITCH_SECONDS = 0.001
+_ADMIT_EVERY_SECONDS = 0.05
 
 
 class ConcurrentWorker(SimpleWorker):
@@ -77,6 +81,14 @@ class ConcurrentWorker(SimpleWorker):
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         self._waiting_for_work = False
         self._redis_down_since: float | None = None
+        self._last_heartbeat_at = 0.0
+        self._last_admit_at = 0.0
+        # A thread whose database or HTTP answer has arrived waits for the GIL; Python hands it over every 5 ms
+        # by default, so with dozens of threads every round trip of a missed call paid several milliseconds more.
+        sys.setswitchinterval(_GIL_SWITCH_SECONDS)
+        # One line per job is RQ's "Successfully completed ..."; its two more per job about the result are noise
+        # at a hundred jobs a second.
+        self.log_result_lifespan = False
 
     # --- RQ's per-job worker state, per thread ---
 
@@ -126,12 +138,22 @@ class ConcurrentWorker(SimpleWorker):
             return None
 
     def _dequeue_from(self, queues: list[Queue], wait: int | None) -> tuple[Job, Queue] | None:
-        self.set_state(WorkerStatus.IDLE)
-        self.heartbeat()
+        """One dequeue, with as few Redis round trips as a busy worker can afford: the main thread dequeues for
+        32 slots (several jobs per missed call: the event, its echo, the CRM follow-ups), and every round trip it
+        makes also waits for the GIL behind the job threads. So the worker's heartbeat (a TTL of minutes) goes
+        at most once a second, its state only when it has nothing running, and its own top-up of the queues from
+        the announcement lists at most every `_ADMIT_EVERY_SECONDS` (the maintenance admitter tops them up too)."""
+        now = time.monotonic()
+        if not self._running():
+            self.set_state(WorkerStatus.IDLE)
+        if now - self._last_heartbeat_at >= _HEARTBEAT_EVERY_SECONDS:
+            self.heartbeat()
+            self._last_heartbeat_at = now
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
-        # The queues are topped up from the announcement lists first (one round trip; workers.admitter).
-        admit_new_events(self.connection, config=get_worker_config(self.app))
+        if now - self._last_admit_at >= _ADMIT_EVERY_SECONDS:
+            admit_new_events(self.connection, config=get_worker_config(self.app))
+            self._last_admit_at = now
         self._waiting_for_work = True
         try:
             if self._stop_requested:
@@ -141,10 +163,12 @@ class ConcurrentWorker(SimpleWorker):
                                                    death_penalty_class=self.death_penalty_class)
         finally:
             self._waiting_for_work = False
-        if result is not None:
-            job, queue = result
-            job.redis_server_version = self.get_redis_server_version()
-            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+        if result is None:
+            self._last_admit_at = 0.0  # found nothing: look at the announcement lists first next time
+            return None
+        job, queue = result
+        job.redis_server_version = self.get_redis_server_version()
+        self.log.debug("Worker %s: %s: %s", self.name, queue.name, job.id)
         return result
 
     def _wait_for_redis(self, exc: Exception) -> None:
