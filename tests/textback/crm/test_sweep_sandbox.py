@@ -18,7 +18,7 @@ from tests.textback.conftest import ACME
 from tests.textback.crm.conftest import actions_of, lead_of
 from tests.textback.helpers import run_worker, texts_to
 from workers.crm import enqueue_due_crm_work, open_lead
-from workers.queues import DEFAULT_QUEUE
+from workers.queues import DEFAULT_QUEUE, get_queue
 
 CALLER = "+15125550177"
 LATER = timedelta(seconds=30)  # past the sweep's slack: what it finds is due
@@ -30,7 +30,7 @@ def texted_with_its_lead_open(story) -> dict:
     story.process(placed["webhookId"])
     with db.session() as session:
         missed_call_id = session.scalar(select(MissedCall.id).where(MissedCall.contact_id == placed["contactId"]))
-    open_lead(missed_call_id)
+    open_lead(missed_call_id, run_actions=False)
     return placed
 
 
@@ -97,3 +97,19 @@ def test_an_uninstalled_sub_account_gets_no_api_call(story, sandbox):
     assert {a.status for a in steps.values()} == {"skipped"}
     assert steps["tag"].outcome == "not done: the app is not installed on this sub-account"
     assert len(sandbox.requests_log(path="^/(contacts|opportunities)")) == calls_before
+
+
+def test_the_lead_job_makes_its_changes_itself_instead_of_queueing_three_more_jobs(story, sandbox):
+    placed = story.held("place_call", CALLER, "no-answer")
+    story.process(placed["webhookId"])
+    get_redis().flushdb()
+    with db.session() as session:
+        missed_call_id = session.scalar(select(MissedCall.id).where(MissedCall.contact_id == placed["contactId"]))
+
+    note = open_lead(missed_call_id)
+
+    assert {key: a.status for key, a in actions_of(placed["contactId"]).items()} == {
+        "tag": "done", "note": "done", "opportunity": "done"}
+    assert note.startswith("CRM follow-up: 3 change(s) for HighLevel: ")
+    assert get_queue(DEFAULT_QUEUE, get_redis()).count == 0
+    assert len(story.highlevel(placed["contactId"]).notes) == 1
