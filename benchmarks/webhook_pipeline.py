@@ -183,7 +183,10 @@ def start_stack(stack: Stack, args: argparse.Namespace, urls: Urls) -> None:
                          *gunicorn])
     for number in range(args.workers):
         # One maintenance loop (sweeper, periodic jobs) is enough; the others only run jobs.
-        worker_env = stack.env if args.worker_nice is None else {**stack.env, "WORKER_NICE": str(args.worker_nice)}
+        worker_env = dict(stack.env)
+        if args.worker_nice is not None:
+            worker_env["WORKER_NICE"] = str(args.worker_nice)
+        worker_env.update(item.split("=", 1) for item in args.worker_env)
         stack.spawn(f"worker{number + 1}", ["-m", "workers", *(["--no-maintenance"] if number else [])],
                     env=worker_env)
     stack.wait_http("web", f"{urls.app}/healthz")
@@ -484,6 +487,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="`python -m workers` processes (default 2)")
     parser.add_argument("--worker-nice", type=int, default=None,
                         help="the workers' WORKER_NICE (default: the product's, workers.config; 0 = web's priority)")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the workers (e.g. WORKER_CONCURRENCY=8); repeatable")
     parser.add_argument("--senders", type=int, default=160,
                         help="open-loop sender threads (enough to hold the rate through 1.5 s answers at 100/s)")
     parser.add_argument("--answers-need-workers", action="store_true",

@@ -192,7 +192,13 @@ def _ignore_reason(payload: dict, *, event_type: str, location_id: str | None, a
 
 
 def _routine_reason(payload: dict, *, event_type: str) -> str | None:
-    """Why this event needs no job, when it is everyday traffic: a call that no location could count as missed."""
+    """Why this event needs no job, when it is everyday traffic: a call that no location could count as missed, or
+    a type no handler acts on (HighLevel sends only what the app subscribes to, but a job per such event cost a
+    worker as much as a missed call's echo: the sandbox sends every type by default)."""
+    from workers import handlers  # the registry only: it imports no handler module
+
+    if event_type not in handlers.HANDLERS:
+        return f"{event_type} events are recorded, not acted on"
     if event_type in _CALL_EVENT_TYPES and is_call(payload):
         not_missed = never_missed(payload)
         if not_missed is not None:

@@ -113,6 +113,21 @@ def test_a_call_no_settings_could_count_as_missed_is_stored_ignored_and_costs_no
     assert announced_event_ids(redis_client, count=3) == waiting
 
 
+def test_an_event_type_nothing_acts_on_is_stored_ignored_and_costs_no_job(client, signed_webhook, live_location,
+                                                                          redis_client):
+    """A note or a tag at HighLevel (the sandbox sends every type; HighLevel what the app subscribes to)."""
+    location = live_location()
+    note = {"type": "NoteCreate", "locationId": location, "id": "note-1", "contactId": "c-1", "body": "hi"}
+    dnd = {"type": "ContactDndUpdate", "locationId": location, "id": "c-1", "dnd": True}
+    for payload in (note, dnd):
+        assert post(client, *signed_webhook(payload)).status_code == 200
+    by_type = {row.event_type: row for row in rows()}
+    assert (by_type["NoteCreate"].status, by_type["NoteCreate"].status_reason) == (
+        "ignored", "NoteCreate events are recorded, not acted on")
+    assert by_type["ContactDndUpdate"].status == "pending"
+    assert announced_event_ids(redis_client, count=1) == [by_type["ContactDndUpdate"].id]
+
+
 def test_rsa_only_webhook_accepted_when_enabled(client, signed_webhook, live_location):
     body, headers = signed_webhook(missed_call(live_location()), schemes=("rsa",))
     assert post(client, body, headers).status_code == 200
