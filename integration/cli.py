@@ -56,10 +56,19 @@ def run(port: int, sandbox_port: int, web_workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5001, show_default=True)
 @click.option("--webhook-url", default=None, help="Where to deliver webhooks (default: PUBLIC_BASE_URL/webhooks/ghl).")
+@click.option("--latency", envvar="SANDBOX_LATENCY", default="off", show_default=True,
+              help="API answer delay like HighLevel's: off, highlevel (median 150, p95 400, p99 1000 ms), or "
+                   "median=..,p95=..,p99=..[,max=..][,seed=..] in ms (env SANDBOX_LATENCY).")
 @friendly_errors
-def sandbox(host: str, port: int, webhook_url: str | None) -> None:
+def sandbox(host: str, port: int, webhook_url: str | None, latency: str) -> None:
     """Serve the simulated HighLevel (OAuth, API, webhooks, UI)."""
+    from integration.sandbox.latency import LatencyError, parse_latency
     from integration.sandbox.server import serve
+
+    try:
+        latency_model = parse_latency(latency)
+    except LatencyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--latency / SANDBOX_LATENCY") from None
 
     settings = load_settings()
     serve(
@@ -72,6 +81,7 @@ def sandbox(host: str, port: int, webhook_url: str | None) -> None:
         client_secret=settings.ghl_client_secret,
         app_page_url=f"{settings.public_base_url}/app",
         sso_key=settings.ghl_sso_key,
+        latency=latency_model,
     )
 
 

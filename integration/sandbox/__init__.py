@@ -89,6 +89,11 @@ def _install_hooks(app: Flask) -> None:
         if request.blueprint not in _API_BLUEPRINTS:
             return None
         g.started = time.monotonic()
+        g.arrived_at = time.time()
+        # HighLevel's own time (integration.sandbox.latency), before anything acts; no lock is held meanwhile.
+        delay = state.latency_delay()
+        if delay:
+            time.sleep(delay)
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
         fault = state.faults.take(method=request.method, path=request.path,
                                   location_id=state.tokens.peek_resource(token) if token else None)
@@ -103,6 +108,9 @@ def _install_hooks(app: Flask) -> None:
         if fault.mode == "html_error":
             html = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
             return Response(html, status=502, mimetype="text/html")
+        if fault.mode == "hang":
+            time.sleep(fault.delay)
+            return jsonify({"statusCode": 504, "message": "Gateway Timeout"}), 504
         if fault.mode == "slow":
             time.sleep(fault.delay)
         return None
@@ -117,7 +125,8 @@ def _install_hooks(app: Flask) -> None:
         fault = getattr(g, "fault", None)
         entry = {"method": request.method, "path": request.path, "query": request.args.to_dict(),
                  "status": response.status_code, "resource": grant.resource_id if grant else None,
-                 "userType": grant.user_type if grant else None, "fault": fault.mode if fault else None}
+                 "userType": grant.user_type if grant else None, "fault": fault.mode if fault else None,
+                 "arrived": getattr(g, "arrived_at", None)}
         if request.path == "/oauth/token":
             form = request.form if not request.is_json else (request.get_json(silent=True) or {})
             entry["grant_type"] = form.get("grant_type")

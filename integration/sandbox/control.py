@@ -68,6 +68,12 @@ def set_config():
     return jsonify(_public_config(sandbox_state().update_config(_body())))
 
 
+@bp.get("/latency")
+def latency():
+    """The latency model in force and how many delays it has drawn (integration.sandbox.latency)."""
+    return jsonify(sandbox_state().latency_report())
+
+
 @bp.get("/faults")
 def list_faults():
     return jsonify({"faults": sandbox_state().faults.list()})

@@ -9,6 +9,9 @@ Modes:
                           seconds, beyond the client's timeout: the request took effect, the client
                           cannot know. This is what exactly-once sending must survive.
   "empty_body"            act, then answer with the normal status and an empty body.
+  "hang"                  hold the request `delay` seconds, then answer 504 without acting: a request
+                          HighLevel never took (a client that gives up first cannot tell it from a
+                          timeout_after_accept).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from dataclasses import dataclass
 
 __all__ = ["FAULT_MODES", "FaultError", "FaultInjector", "FaultRule"]
 
-FAULT_MODES = ("429", "500", "html_error", "slow", "timeout_after_accept", "empty_body")
+FAULT_MODES = ("429", "500", "html_error", "slow", "timeout_after_accept", "empty_body", "hang")
 # Faults that answer instead of the endpoint; the others let the endpoint run.
-BLOCKING_MODES = frozenset({"429", "500", "html_error"})
+BLOCKING_MODES = frozenset({"429", "500", "html_error", "hang"})
 
 
 class FaultError(ValueError):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
 from integration.config import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_SSO_KEY
+from integration.sandbox.latency import LatencyError, LatencyModel, parse_latency
 
 __all__ = ["DEFAULT_WEBHOOK_URL", "SandboxConfig", "SandboxConfigError"]
 
@@ -43,6 +44,8 @@ class SandboxConfig:
     # Shared Secret the SSO payload handed to it is encrypted with.
     app_page_url: str | None = None
     sso_key: str = field(default=SANDBOX_SSO_KEY, repr=False)
+    # Per-request delay of the API like HighLevel's (integration.sandbox.latency); None: answers at once.
+    latency: LatencyModel | None = None
 
     @property
     def app_id(self) -> str:
@@ -60,6 +63,11 @@ class SandboxConfig:
 
 
 def _coerce(name: str, value):
+    if name == "latency":
+        try:
+            return parse_latency(value)
+        except LatencyError as exc:
+            raise SandboxConfigError(str(exc)) from None
     if name == "app_page_url":
         return None if value is None else _http_url(name, value)
     if name in {"client_id", "client_secret", "sso_key"}:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from integration.sandbox.faults import FaultInjector
 from integration.sandbox.ids import iso
+from integration.sandbox.latency import LatencySampler
 from integration.sandbox.ratelimit import SlidingWindowLimiter
 from integration.sandbox.seed import build_seed
 from integration.sandbox.settings import SandboxConfig
@@ -52,6 +53,7 @@ class SandboxState:
         self._requests_lock = threading.Lock()
         # Set by create_sandbox_app (the dispatcher needs the state's config to deliver).
         self.dispatcher = None
+        self._latency: LatencySampler | None = None
 
     def reset(self) -> None:
         with self.lock:
@@ -71,6 +73,26 @@ class SandboxState:
         with self.lock:
             self.config = self.config.updated(changes)
             return self.config
+
+    # -- latency (integration.sandbox.latency) ---------------------------------------------------------
+
+    def latency_delay(self) -> float:
+        """Seconds the current API request waits before it is handled; 0 with the latency model off."""
+        model = self.config.latency
+        if model is None:
+            return 0.0
+        sampler = self._latency
+        if sampler is None or sampler.model is not model:
+            with self.lock:
+                if self._latency is None or self._latency.model is not model:
+                    self._latency = model.sampler()
+                sampler = self._latency
+        return sampler.draw_seconds()
+
+    def latency_report(self) -> dict:
+        model = self.config.latency
+        sampler = self._latency if self._latency is not None and self._latency.model is model else None
+        return {"latency": model.to_dict() if model else None, "drawn": sampler.drawn if sampler else 0}
 
     # -- request log (never tokens, never bodies) ----------------------------------------------------
 
