@@ -93,7 +93,7 @@ def _install_hooks(app: Flask) -> None:
         # HighLevel's own time (integration.sandbox.latency), before anything acts; no lock is held meanwhile.
         delay = state.latency_delay()
         if delay:
-            time.sleep(delay)
+            state.latency_stats.wait(delay)
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
         fault = state.faults.take(method=request.method, path=request.path,
                                   location_id=state.tokens.peek_resource(token) if token else None)

@@ -70,8 +70,15 @@ def set_config():
 
 @bp.get("/latency")
 def latency():
-    """The latency model in force and how many delays it has drawn (integration.sandbox.latency)."""
+    """The latency model in force, how many delays it has drawn, and the delays requests met (latency_stats)."""
     return jsonify(sandbox_state().latency_report())
+
+
+@bp.delete("/latency")
+def clear_latency_stats():
+    """Start the counts over (between a benchmark's phases) without resetting the world or the model."""
+    sandbox_state().latency_stats.clear()
+    return jsonify({"ok": True})
 
 
 @bp.get("/faults")

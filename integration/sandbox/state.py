@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from integration.sandbox.faults import FaultInjector
 from integration.sandbox.ids import iso
 from integration.sandbox.latency import LatencySampler
+from integration.sandbox.latency_stats import LatencyStats
 from integration.sandbox.ratelimit import SlidingWindowLimiter
 from integration.sandbox.seed import build_seed
 from integration.sandbox.settings import SandboxConfig
@@ -54,6 +55,7 @@ class SandboxState:
         # Set by create_sandbox_app (the dispatcher needs the state's config to deliver).
         self.dispatcher = None
         self._latency: LatencySampler | None = None
+        self.latency_stats = LatencyStats()
 
     def reset(self) -> None:
         with self.lock:
@@ -64,6 +66,9 @@ class SandboxState:
         self.tokens.reset()
         self.limiter.reset()
         self.faults.clear()
+        # A fresh sampler: after a reset a seeded model draws the same delays again, as at start-up.
+        self._latency = None
+        self.latency_stats.clear()
         with self._requests_lock:
             self._requests.clear()
         if self.dispatcher is not None:
@@ -92,7 +97,8 @@ class SandboxState:
     def latency_report(self) -> dict:
         model = self.config.latency
         sampler = self._latency if self._latency is not None and self._latency.model is model else None
-        return {"latency": model.to_dict() if model else None, "drawn": sampler.drawn if sampler else 0}
+        return {"latency": model.to_dict() if model else None, "drawn": sampler.drawn if sampler else 0,
+                **self.latency_stats.snapshot()}
 
     # -- request log (never tokens, never bodies) ----------------------------------------------------
 
