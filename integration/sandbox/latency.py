@@ -17,6 +17,14 @@ locations, users, calendars), before the endpoint acts, as network and server ti
 (/_sandbox), the sandbox's own pages or its webhook deliveries. A fault adds to it: `slow` waits its delay on top,
 `timeout_after_accept` acts then holds its answer, a `429`/`500`/`html_error`/`hang` answers after the latency
 without acting. The wait holds no lock: concurrent requests wait side by side.
+
+What waits before the endpoint also waits before its bookkeeping: the rate limit counts a request when it
+reaches the endpoint (limits and headers unchanged), a one-shot fault goes to the first matching request
+whose latency has ended, and a message's `dateAdded` is the end of its latency; the request log's
+`arrived` is the moment it came in. So a client pacing itself at exactly 100 per 10 s can, through the
+jitter, have 101 counted in one window; a benchmark that checks our own per-location rate should count
+on `arrived` (the pipeline benchmark lifts the sandbox's limits anyway). GET /_sandbox/latency reports
+the model, the delays requests met and how many waited at once (integration.sandbox.latency_stats).
 """
 
 from __future__ import annotations
@@ -98,6 +106,8 @@ class LatencySampler:
 
 HIGHLEVEL_LATENCY = LatencyModel(median_ms=150, p95_ms=400, p99_ms=1000, max_ms=3000)
 _FIELDS = {"median": "median_ms", "p95": "p95_ms", "p99": "p99_ms", "max": "max_ms", "seed": "seed"}
+# The model's own names (what GET /_sandbox/config shows) are accepted too, so a config read back can be posted.
+_ALIASES = {long: short for short, long in _FIELDS.items()}
 
 
 def parse_latency(value) -> LatencyModel | None:
@@ -119,7 +129,7 @@ def parse_latency(value) -> LatencyModel | None:
         parts: dict = {}
         for item in text.split(","):
             name, sep, raw = item.partition("=")
-            name = name.strip()
+            name = _ALIASES.get(name.strip(), name.strip())
             if not sep or name not in _FIELDS:
                 raise LatencyError(f"latency: expected off, highlevel or median=..,p95=..,p99=..[,max=..][,seed=..]; "
                                    f"got {item.strip()!r}")
@@ -130,6 +140,7 @@ def parse_latency(value) -> LatencyModel | None:
         value = parts
     if not isinstance(value, dict):
         raise LatencyError("latency must be null, \"off\", \"highlevel\" or an object with median, p95 and p99 (ms)")
+    value = {_ALIASES.get(name, name): setting for name, setting in value.items()}
     unknown = set(value) - set(_FIELDS)
     if unknown:
         raise LatencyError(f"latency: unknown field(s) {', '.join(sorted(unknown))}")
