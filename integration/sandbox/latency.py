@@ -6,6 +6,7 @@ start the sandbox, or at run time through `POST /_sandbox/config {"latency": ...
     off | none                          no delay (the default)
     highlevel | default                 median 150 ms, p95 400 ms, p99 1000 ms, at most 3000 ms
     median=150,p95=400,p99=1000[,max=3000][,seed=7]
+    highlevel,seed=7                    HighLevel's figures, any of them (or the seed) changed
 
 The delay is drawn per request, from a distribution that is exact at the three quantiles: a lognormal body up to
 p95 (its sigma from median and p95), steeper above (the slope through p95 and p99 on the normal scale), capped at
@@ -108,6 +109,9 @@ HIGHLEVEL_LATENCY = LatencyModel(median_ms=150, p95_ms=400, p99_ms=1000, max_ms=
 _FIELDS = {"median": "median_ms", "p95": "p95_ms", "p99": "p99_ms", "max": "max_ms", "seed": "seed"}
 # The model's own names (what GET /_sandbox/config shows) are accepted too, so a config read back can be posted.
 _ALIASES = {long: short for short, long in _FIELDS.items()}
+_PRESET_WORDS = frozenset({"highlevel", "default", "on", "true"})
+_HIGHLEVEL_FIGURES = {"median": HIGHLEVEL_LATENCY.median_ms, "p95": HIGHLEVEL_LATENCY.p95_ms,
+                      "p99": HIGHLEVEL_LATENCY.p99_ms}
 
 
 def parse_latency(value) -> LatencyModel | None:
@@ -124,12 +128,17 @@ def parse_latency(value) -> LatencyModel | None:
         text = value.strip().lower()
         if text in {"", "off", "none", "0", "false"}:
             return None
-        if text in {"highlevel", "default", "on", "true"}:
+        if text in _PRESET_WORDS:
             return HIGHLEVEL_LATENCY
         parts: dict = {}
         for item in text.split(","):
             name, sep, raw = item.partition("=")
             name = _ALIASES.get(name.strip(), name.strip())
+            if not sep and name in _PRESET_WORDS:
+                # "highlevel,seed=7": HighLevel's figures with a seed (or any figure) changed; the cap is
+                # derived again unless given, so "highlevel,p99=5000" stays valid.
+                parts = {**_HIGHLEVEL_FIGURES, **parts}
+                continue
             if not sep or name not in _FIELDS:
                 raise LatencyError(f"latency: expected off, highlevel or median=..,p95=..,p99=..[,max=..][,seed=..]; "
                                    f"got {item.strip()!r}")

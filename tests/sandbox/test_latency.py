@@ -44,6 +44,8 @@ def test_draws_follow_the_distribution_and_repeat_with_a_seed():
     ("off", None), ("", None), ("highlevel", HIGHLEVEL_LATENCY), ("default", HIGHLEVEL_LATENCY),
     ("median=50,p95=80,p99=100,max=150,seed=3", LatencyModel(50, 80, 100, 150, 3)),
     ({"median": 20, "p95": 30, "p99": 40}, LatencyModel(20, 30, 40, 120)),
+    ("highlevel,seed=7", LatencyModel(150, 400, 1000, 3000, 7)),
+    ("seed=7,highlevel,p99=2000", LatencyModel(150, 400, 2000, 6000, 7)),
 ])
 def test_settings_in_words_or_json(text, expected):
     assert parse_latency(text) == expected
