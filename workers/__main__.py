@@ -1,6 +1,6 @@
-"""`python -m workers`: the RQ worker, running WORKER_CONCURRENCY jobs at once (workers.concurrent), plus the
-maintenance process (sweeper, RQ's scheduled jobs, periodic jobs, and the admitter that turns newly received
-webhook events into jobs: at least one worker must run it).
+"""`python -m workers`: WORKER_PROCESSES RQ workers (workers.supervisor), each running WORKER_CONCURRENCY jobs at
+once (workers.concurrent), plus the maintenance process (sweeper, RQ's scheduled jobs, periodic jobs, and the
+admitter that turns newly received webhook events into jobs: at least one worker must run it).
 
 Procfile: `worker: python -m workers`. Stop with SIGTERM: the jobs in flight finish (warm shutdown); a second
 SIGTERM exits at once, and the events it held are taken over by another worker once its heartbeat stops.
@@ -44,17 +44,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    from redis import Redis
-
     from integration import create_app
-    from integration.extensions import db
-    from integration.liveness import Heartbeat, set_current_holder
     from workers.config import set_worker_config
     from workers.job_logging import install_job_log_filter
-    from workers.maintenance import start_maintenance_process
     from workers.priority import lower_cpu_priority
-    from workers.queues import SERIALIZER
-    from workers.worker import preload_job_code, worker_class
+    from workers.worker import preload_job_code
 
     problem = _unreachable_dependency(settings)
     if problem:
@@ -77,9 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     for change in lower_cpu_priority(worker_config.cpu_nice):
         log.info("worker CPU priority lowered below the web's: %s (WORKER_NICE)", change)
 
+    if worker_config.processes > 1 and not args.burst and not worker_config.fork_per_job:
+        from workers.supervisor import supervise
+
+        return supervise(lambda index: _run_worker(app, settings, worker_config, burst=False,
+                                                   maintenance=index == 0 and not args.no_maintenance),
+                         processes=worker_config.processes)
+    return _run_worker(app, settings, worker_config, burst=args.burst,
+                       maintenance=not (args.no_maintenance or args.burst))
+
+
+def _run_worker(app, settings, worker_config, *, burst: bool, maintenance: bool) -> int:
+    """One worker process: its maintenance child (when asked), its heartbeat, and RQ's work loop until stopped."""
+    from redis import Redis
+
+    from integration.extensions import db
+    from integration.liveness import Heartbeat, set_current_holder
+    from workers.maintenance import start_maintenance_process
+    from workers.queues import SERIALIZER
+    from workers.worker import worker_class
+
     # Forked before the worker starts any thread (see workers.maintenance for why a process). It also moves RQ's
     # scheduled jobs to their queues: RQ's own scheduler process dies with its first Redis error.
-    maintenance = None if args.no_maintenance or args.burst else start_maintenance_process(app)
+    maintenance_process = start_maintenance_process(app) if maintenance else None
     name = f"textback-{socket.gethostname()}-{os.getpid()}"
     # After the fork: the heartbeat is a thread of this process only.
     heartbeat = Heartbeat(db, name, interval=worker_config.heartbeat_seconds).start()
@@ -97,13 +111,13 @@ def main(argv: list[str] | None = None) -> int:
                      "one job per forked horse" if worker_config.fork_per_job
                      else f"{worker.concurrency} jobs at once, {worker.webhook_slots} kept for webhook events")
             # A burst run moves due scheduled jobs itself; otherwise the maintenance process does, every tick.
-            worker.work(with_scheduler=args.burst, burst=args.burst,
+            worker.work(with_scheduler=burst, burst=burst,
                         logging_level=logging.getLevelName(logging.getLogger().level))
     finally:
         heartbeat.stop()
-        if maintenance is not None:
-            maintenance.terminate()
-            maintenance.join(timeout=10)
+        if maintenance_process is not None:
+            maintenance_process.terminate()
+            maintenance_process.join(timeout=10)
         connection.close()
     return 0
 

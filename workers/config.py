@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from integration.config import ConfigError, parse_bool, parse_float, parse_int
 
@@ -32,6 +32,15 @@ def parse_delays(name: str, raw: str | None, default: tuple[int, ...]) -> tuple[
     return delays
 
 
+def default_processes() -> int:
+    """Two worker processes where this process may use two cores or more, else one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
 # A pruned webhook's dedupe key goes with it, so a replay of it would be stored anew. Kept longer than the longest
 # call age a location may allow (integration.textback.settings.MAX_CALL_AGE_MINUTES, 7 days), a replayed call is
 # always too old to text; HighLevel's own retries stop after about 70 minutes.
@@ -49,6 +58,8 @@ class WorkerConfig:
     # True: fork a work horse per job (RQ's default), isolating jobs from each other at the price of a
     # fork and fresh database connections per job (50-300 ms on a busy 2-core host; see the README).
     fork_per_job: bool = False
+    # Worker processes `python -m workers` runs (workers.supervisor): one uses at most a core (the GIL).
+    processes: int = field(default_factory=lambda: default_processes())
     # Jobs one worker process runs at once, in threads (workers.concurrent): a job mostly waits on HighLevel, so
     # this, not the CPU, bounds a worker's throughput. Ignored with fork_per_job (one job per horse).
     concurrency: int = 32
@@ -111,6 +122,8 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
         queues=queues,
         cpu_nice=parse_int("WORKER_NICE", env.get("WORKER_NICE"), defaults.cpu_nice, minimum=0, maximum=19),
         fork_per_job=parse_bool("WORKER_FORK_PER_JOB", env.get("WORKER_FORK_PER_JOB"), defaults.fork_per_job),
+        processes=parse_int("WORKER_PROCESSES", env.get("WORKER_PROCESSES"), defaults.processes, minimum=1,
+                            maximum=64),
         concurrency=parse_int("WORKER_CONCURRENCY", env.get("WORKER_CONCURRENCY"), defaults.concurrency,
                               minimum=1, maximum=256),
         webhook_slots=parse_int("WORKER_WEBHOOK_SLOTS", env.get("WORKER_WEBHOOK_SLOTS"), defaults.webhook_slots,

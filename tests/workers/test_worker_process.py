@@ -89,8 +89,10 @@ def wait_for(condition, *, what: str, workers: list[WorkerProcess], timeout: flo
 
 @pytest.fixture
 def worker_environ(test_environ, instance_dir) -> dict[str, str]:
+    # One worker process per `python -m workers` here (these tests count and kill processes); the supervisor of
+    # several has its own tests below.
     return {**test_environ, "TEXTBACK_INSTANCE_PATH": str(instance_dir), "PATH": os.environ.get("PATH", ""),
-            "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+            "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "WORKER_PROCESSES": "1"}
 
 
 @pytest.fixture
@@ -231,3 +233,31 @@ def test_the_worker_runs_below_the_web(start_worker):
     assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {max(7, own)}
     if own < 7:
         assert f"nice {own} -> 7 (WORKER_NICE)" in worker.output()
+
+
+def _worker_pids() -> set[int]:
+    return {worker.pid for worker in Worker.all(connection=get_redis())}
+
+
+def test_several_worker_processes_share_the_work_and_one_that_dies_is_started_again(
+        app_context, make_event, worker_config, evidence_dir, start_worker):
+    """WORKER_PROCESSES=2: one supervisor, two RQ workers; a killed one comes back, SIGTERM stops them all."""
+    supervisor = start_worker(WORKER_PROCESSES="2")
+    first = wait_for(lambda: len(_worker_pids()) == 2 and _worker_pids(), what="two worker processes",
+                     workers=[supervisor])
+    assert supervisor.pid not in first
+    events = [make_event("TestSlow", sleep=1.0) for _ in range(4)]
+    for event_id in events:
+        enqueue_event(get_redis(), event_id, attempt=0, config=worker_config)
+    wait_for(lambda: all(load_event(e).status == "done" for e in events), what="the events", workers=[supervisor])
+
+    victim = sorted(first)[0]
+    os.kill(victim, signal.SIGKILL)
+    # The dead one stays registered in Redis until its TTL runs out; a new, live one joins it.
+    wait_for(lambda: any(Path(f"/proc/{pid}").exists() for pid in _worker_pids() - first),
+             what="the killed worker replaced", workers=[supervisor], timeout=60)
+    assert "starting it again" in supervisor.output()
+
+    supervisor.process.send_signal(signal.SIGTERM)
+    assert supervisor.process.wait(timeout=60) == 0
+    assert supervisor.session_pids() == []
