@@ -68,6 +68,20 @@ def set_config():
     return jsonify(_public_config(sandbox_state().update_config(_body())))
 
 
+@bp.post("/locations")
+def generate_locations():
+    """Give the seed agency `count` generated sub-accounts (benchmarks with many locations); their ids."""
+    from integration.sandbox.seed import MAX_GENERATED_LOCATIONS, add_generated_locations
+
+    count = _body().get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_GENERATED_LOCATIONS:
+        raise ControlError(f"count must be a whole number from 0 to {MAX_GENERATED_LOCATIONS}")
+    state = sandbox_state()
+    with state.lock:
+        ids = add_generated_locations(state.world, count)
+    return jsonify({"locationIds": ids}), 201
+
+
 @bp.get("/latency")
 def latency():
     """The latency model in force, how many delays it has drawn, and the delays requests met (latency_stats)."""

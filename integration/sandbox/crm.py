@@ -250,7 +250,9 @@ def send_message(state: SandboxState, *, location_id: str, body: dict) -> dict:
         _append(world, conversation, message)
         world.sent.append({"messageId": message["id"], "conversationId": conversation["id"],
                            "locationId": location_id, "contactId": contact_id, "body": text,
-                           "fromNumber": from_number, "toNumber": to_number, "dateAdded": message["dateAdded"]})
+                           "fromNumber": from_number, "toNumber": to_number, "dateAdded": message["dateAdded"],
+                           # When the send request reached "HighLevel" (before its latency), for benchmarks.
+                           "requestArrivedAt": _request_arrival()})
         events.append(outbound_sms(message=message))
         answer = {"conversationId": conversation["id"], "messageId": message["id"],
                   "msg": "Message queued successfully.", "status": "pending"}
@@ -332,3 +334,10 @@ def book_appointment(state: SandboxState, *, contact_id: str, start: datetime) -
         event = appointment_event("AppointmentCreate", appointment)
     emit_events(state, [event])
     return dict(appointment)
+
+
+def _request_arrival() -> float | None:
+    """Epoch seconds the current API request arrived (integration.sandbox's hook), None outside a request."""
+    from flask import g, has_request_context
+
+    return getattr(g, "arrived_at", None) if has_request_context() else None

@@ -270,3 +270,61 @@ def _seed_history(world: World, *, location_id: str, contact_id: str, user_id: s
     conversation.update(lastMessageBody=text["body"], lastMessageType="TYPE_SMS", lastMessageDirection="outbound",
                         lastMessageDate=text["dateAdded"], dateUpdated=text["dateAdded"], dateAdded=call["dateAdded"])
     world.add_conversation(conversation, [call, text])
+
+
+# Area codes for generated sub-accounts (benchmarks with many locations): each gets numbers like the seed's.
+_GENERATED_AREA_CODES = (
+    "201", "202", "203", "205", "206", "207", "208", "209", "210", "212", "213", "214", "215", "216", "217", "218",
+    "219", "224", "225", "228", "229", "231", "234", "239", "240", "248", "251", "252", "253", "254", "256", "260",
+    "262", "267", "269", "270", "276", "281", "301", "302", "303", "304", "305", "307", "308", "309", "310", "312",
+    "313", "314", "315", "316", "317", "318", "319", "320", "321", "323", "325", "330", "331", "334", "336", "337",
+    "339", "347", "351", "352", "360", "361", "385", "386", "401", "402", "404", "405", "406", "407", "408", "409",
+    "410", "412", "413", "414", "415", "417", "419", "423", "424", "425", "430", "432", "434", "435", "440", "442",
+    "443", "458", "469", "470",
+)
+MAX_GENERATED_LOCATIONS = len(_GENERATED_AREA_CODES)
+
+
+def generated_location_id(index: int) -> str:
+    return _seed_id(f"SbxLocGen{index:03d}")
+
+
+def add_generated_locations(world: World, count: int) -> list[str]:
+    """Give the seed agency `count` more sub-accounts (numbered 1..count; existing ones are kept): each with an
+    owner and a team member, the Missed Call pipeline and a calendar, like the seed's. Returns every generated id.
+    """
+    if not 0 <= count <= MAX_GENERATED_LOCATIONS:
+        raise ValueError(f"count must be between 0 and {MAX_GENERATED_LOCATIONS}")
+    ids = []
+    for index in range(1, count + 1):
+        location_id = generated_location_id(index)
+        ids.append(location_id)
+        if location_id in world.locations:
+            continue
+        area = _GENERATED_AREA_CODES[index - 1]
+        name = f"Gen Services {index:03d}"
+        spec = {"id": location_id, "name": name, "phone": f"+1{area}5550100", "city": "Springfield", "state": "IL",
+                "postalCode": "62701", "address": f"{index} Main St", "timezone": "America/Chicago",
+                "users": [("Alex", f"Owner{index:03d}", f"+1{area}5550110", "admin"),
+                          ("Sam", f"Tech{index:03d}", f"+1{area}5550111", "user")]}
+        world.locations[location_id] = _location_record(spec)
+        slug = name.lower().replace(" ", "")
+        user_ids = []
+        for position, (first, last, phone, role) in enumerate(spec["users"]):
+            user_id = _seed_id(f"SbxUsrGen{index:03d}{position}")
+            user_ids.append(user_id)
+            world.users[user_id] = _user_record(
+                user_id=user_id, first=first, last=last, phone=phone, email=f"{first.lower()}@{slug}.example.com",
+                roles={"type": "account", "role": role, "locationIds": [location_id], "restrictSubAccount": False},
+                lc_phone={location_id: spec["phone"]} if position == 0 else {},
+            )
+        agency_user = world.users.get(SEED_AGENCY_USER_ID)
+        if agency_user is not None and location_id not in agency_user["roles"]["locationIds"]:
+            agency_user["roles"]["locationIds"].append(location_id)
+        pipeline_id = _seed_id(f"SbxPipeGen{index:03d}")
+        world.pipelines[pipeline_id] = _pipeline_record(pipeline_id=pipeline_id, name="Missed Call",
+                                                        stages=MISSED_CALL_STAGES, location_id=location_id)
+        calendar_id = _seed_id(f"SbxCalGen{index:03d}")
+        world.calendars[calendar_id] = _calendar_record(calendar_id=calendar_id, location_id=location_id, name=name,
+                                                        user_ids=tuple(user_ids))
+    return ids
