@@ -5,7 +5,8 @@ One concept per module:
 - settings     the "crm" section of the settings document (pipeline, stages, user, tags, windows)
 - models       CrmLead, CrmAction (the outbox of HighLevel changes), CrmContact, CrmAppointment rows
 - actions      planning, claiming and finishing CrmActions, as conditional writes
-- directory    the location's pipelines, stages and users, and which ones the settings pick
+- pipelines    the location's pipelines and stages, cached apart from the send's profile
+- directory    which pipeline, stages and user the settings pick from what HighLevel lists
 - execution    the contract between the runner and the executors: CrmContext, Done, Skipped, Failed, Waiting
 - runner       runs one action: location check, executor, retries with backoff, failure with the reason
 - followup     after our text: the lead, the tag, the note and the opportunity (an open one reused)

@@ -1,7 +1,8 @@
 """Which pipeline, stages and user a location's CRM options pick, from what HighLevel lists.
 
-The lists come from the location's profile (integration.textback.facts.LocationProfile: pipelines
-with their stages, users, admins), cached in Redis for a few minutes. An option left empty picks:
+The pipelines and their stages come from the follow-up's pipeline directory (integration.crm.pipelines),
+the users and admins from the location's profile (integration.textback.profiles); both are cached in Redis.
+An option left empty picks:
 
 - pipeline: the one named "Missed Call", else the location's first pipeline;
 - new-lead stage: the pipeline's first stage;
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from integration.crm.pipelines import PipelineDirectory
 from integration.crm.settings import CrmSettings
-from integration.textback.facts import LocationProfile
+from integration.textback.profiles import LocationProfile
 
 __all__ = ["DEFAULT_PIPELINE_NAME", "Choice", "pick_pipeline", "pick_stage", "pick_user", "stage_position"]
 
@@ -35,25 +37,25 @@ class Choice:
     problem: str | None = None
 
 
-def pick_pipeline(settings: CrmSettings, profile: LocationProfile) -> Choice:
+def pick_pipeline(settings: CrmSettings, pipelines: PipelineDirectory) -> Choice:
     """The pipeline opportunities are opened in."""
     if settings.pipeline_id:
-        if settings.pipeline_id in profile.pipelines:
-            return Choice(settings.pipeline_id, profile.pipelines[settings.pipeline_id])
+        if settings.pipeline_id in pipelines.names:
+            return Choice(settings.pipeline_id, pipelines.names[settings.pipeline_id])
         return Choice(None, problem=f"the chosen pipeline {settings.pipeline_id} no longer exists in HighLevel")
-    for pipeline_id, name in profile.pipelines.items():
+    for pipeline_id, name in pipelines.names.items():
         if name.strip().lower() == DEFAULT_PIPELINE_NAME:
             return Choice(pipeline_id, name)
-    if profile.pipelines:
-        pipeline_id, name = next(iter(profile.pipelines.items()))
+    if pipelines.names:
+        pipeline_id, name = next(iter(pipelines.names.items()))
         return Choice(pipeline_id, name)
     return Choice(None, problem="the sub-account has no pipeline in HighLevel")
 
 
-def pick_stage(settings: CrmSettings, profile: LocationProfile, *, pipeline_id: str, step: str) -> Choice:
+def pick_stage(settings: CrmSettings, pipelines: PipelineDirectory, *, pipeline_id: str, step: str) -> Choice:
     """The stage for `step` ("new", "replied" or "booked") in that pipeline; id None when there is none."""
     option, default_name = _STAGE_OPTIONS[step]
-    stages = [(str(s[0]), str(s[1])) for s in profile.pipeline_stages.get(pipeline_id, ())]
+    stages = [(str(s[0]), str(s[1])) for s in pipelines.stages.get(pipeline_id, ())]
     chosen = getattr(settings, option)
     if chosen:
         for stage_id, name in stages:
@@ -68,9 +70,9 @@ def pick_stage(settings: CrmSettings, profile: LocationProfile, *, pipeline_id: 
     return Choice(None, problem=f"no {step} stage is chosen and the pipeline has none named {default_name.title()!r}")
 
 
-def stage_position(profile: LocationProfile, *, pipeline_id: str, stage_id: str | None) -> int | None:
+def stage_position(pipelines: PipelineDirectory, *, pipeline_id: str, stage_id: str | None) -> int | None:
     """Where a stage sits in its pipeline (0 first), or None when unknown."""
-    for index, stage in enumerate(profile.pipeline_stages.get(pipeline_id, ())):
+    for index, stage in enumerate(pipelines.stages.get(pipeline_id, ())):
         if str(stage[0]) == stage_id:
             return index
     return None

@@ -15,8 +15,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from integration.crm.models import CrmAction, CrmLead
+from integration.crm.pipelines import PipelineDirectory
 from integration.db import Database
-from integration.textback.facts import FactGatherer, LocationProfile
+from integration.textback.facts import FactGatherer
+from integration.textback.profiles import LocationProfile
 from integration.textback.settings import TextBackSettings
 
 __all__ = ["CrmContext", "Done", "Failed", "Skipped", "Waiting"]
@@ -59,7 +61,7 @@ class Waiting(Exception):
 
 @dataclass(frozen=True)
 class CrmContext:
-    """What executors share: the database, the API client, the location's settings and profile, the clock."""
+    """What executors share: the database, the API client, the location's settings, profile and pipelines, the clock."""
 
     database: Database
     client: object
@@ -72,8 +74,13 @@ class CrmContext:
             return self.gatherer.settings_for(session, location_id)[1]
 
     def profile(self, location_id: str) -> LocationProfile:
-        """Pipelines, stages, users and time zone of the location (cached in Redis for a few minutes)."""
+        """Users, admins and time zone of the location (the send's cached profile, integration.textback.profiles)."""
         return self.gatherer.profile(location_id)
+
+    def pipelines(self, location_id: str) -> PipelineDirectory:
+        """The location's pipelines and stages: cached for a few minutes, else asked of HighLevel now (after
+        the text: the send never waits on them)."""
+        return self.gatherer.pipelines.get(location_id)
 
     def timezone(self, location_id: str) -> str | None:
         """The business's time zone: the settings' own, else HighLevel's for the location."""

@@ -95,18 +95,18 @@ def open_opportunity(ctx: CrmContext, action: CrmAction) -> Done:
     """Reuse the contact's open opportunity in the pipeline, else open one named after the contact."""
     lead = ctx.lead(action.lead_id)
     location_id, contact_id = lead.location_id, lead.contact_id
-    settings, profile = ctx.settings(location_id).crm, ctx.profile(location_id)
-    pipeline = pick_pipeline(settings, profile)
+    settings, pipelines = ctx.settings(location_id).crm, ctx.pipelines(location_id)
+    pipeline = pick_pipeline(settings, pipelines)
     if pipeline.id is None:
         raise Failed(f"no opportunity opened: {pipeline.problem}")
     existing = _open_in_pipeline(ctx, location_id, contact_id, pipeline.id)
     if existing is not None:
         return _link(ctx, lead, existing, f"reused the open opportunity {existing.get('name')!r} in {pipeline.name}")
 
-    stage = pick_stage(settings, profile, pipeline_id=pipeline.id, step="new")
+    stage = pick_stage(settings, pipelines, pipeline_id=pipeline.id, step="new")
     if stage.id is None:
         raise Failed(f"no opportunity opened: {stage.problem}")
-    user = pick_user(settings, profile)
+    user = pick_user(settings, ctx.profile(location_id))
     name = f"{contact_name(ctx.client.get_contact(location_id, contact_id))} (missed call)"
     try:
         created = ctx.client.create_opportunity(

@@ -5,6 +5,8 @@ session's location, fetched when the page is shown. HighLevel being down does no
 the form says so and keeps the current choices. POST /app/crm-settings checks the per-session CSRF
 token, validates with the settings schema (every error next to its field), checks the picked ids
 against HighLevel's lists when they can be had, and saves into LocationSettings.values["crm"].
+The pipelines it lists are also stored as the follow-up's cached directory (integration.crm.pipelines):
+a pipeline created in HighLevel and picked here minutes later is known to the follow-up at once.
 
 Tenancy: only the location in the SSO session is ever read or written (DESIGN invariant 5).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,7 @@ from flask import Blueprint, abort, current_app, redirect, request, session, url
 from marshmallow import ValidationError
 
 from integration.app_page import current_context, render_location_page
+from integration.crm.pipelines import Pipelines
 from integration.crm.settings import DEFAULT_CRM_SETTINGS, CrmSettingsSchema
 from integration.extensions import db, get_redis, get_settings
 from integration.ghl.client import GHLClient, client_from_settings
@@ -92,13 +96,16 @@ def _highlevel_lists(location_id: str) -> tuple[list[dict], list[dict], str | No
             return [], [], "HighLevel cannot be asked for this sub-account right now (not connected)."
     try:
         client = _page_client()
-        pipelines = [_pipeline(p) for p in client.get_pipelines(location_id) if isinstance(p, dict) and p.get("id")]
+        listed_at = time.time()
+        listed = client.get_pipelines(location_id)
+        pipelines = [_pipeline(p) for p in listed if isinstance(p, dict) and p.get("id")]
         users = [_user(u) for u in client.list_users(location_id)
                  if isinstance(u, dict) and u.get("id") and not u.get("deleted")]
     except Exception as exc:  # the page must render whatever HighLevel (or its token) does
         log.warning("app page: HighLevel lists for %s unavailable (%s)", location_id, type(exc).__name__)
         return [], [], ("HighLevel did not answer, so the pipelines and users cannot be listed right now. "
                         "Your saved choices are kept; reload the page to try again.")
+    Pipelines(client=client, redis=get_redis()).store(location_id, listed, listed_at=listed_at)
     return pipelines, users, None
 
 

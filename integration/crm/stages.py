@@ -42,13 +42,13 @@ def move_stage(ctx: CrmContext, action: CrmAction) -> Done:
             delay = max(delay, (opening.next_attempt_at - ctx.clock()).total_seconds() + 5)
         raise Waiting("the opportunity is not open yet", delay_seconds=delay)
 
-    settings, profile = ctx.settings(lead.location_id).crm, ctx.profile(lead.location_id)
+    settings, pipelines = ctx.settings(lead.location_id).crm, ctx.pipelines(lead.location_id)
     pipeline_id = lead.pipeline_id or ""
-    target = pick_stage(settings, profile, pipeline_id=pipeline_id, step=step)
+    target = pick_stage(settings, pipelines, pipeline_id=pipeline_id, step=step)
     if target.id is None:
         raise Skipped(f"not moved: {target.problem}")
-    here = stage_position(profile, pipeline_id=pipeline_id, stage_id=lead.stage_id)
-    there = stage_position(profile, pipeline_id=pipeline_id, stage_id=target.id)
+    here = stage_position(pipelines, pipeline_id=pipeline_id, stage_id=lead.stage_id)
+    there = stage_position(pipelines, pipeline_id=pipeline_id, stage_id=target.id)
     if lead.stage_id == target.id:
         raise Skipped(f"already in {target.name}")
     if here is not None and there is not None and here > there:

@@ -9,7 +9,11 @@ One concept per module:
 - business_hours  open hours, holidays, and the next opening time
 - template        safe placeholder rendering and SMS segment counting
 - guards          the guard chain: Proceed, Skip(reason) or Defer(until, reason); pure
-- facts           gathers what the guards need (database and HighLevel API, profile cached in Redis)
+- facts           gathers what the guards need: our database, the contact, the cached profile
+- profiles        the location's profile (name, numbers, users), kept warm in Redis for the send
+- customers       when the existing-customer check searches open opportunities, and what it finds
+- cache           Redis entries served while stale, never rewritten with an answer older than an invalidation
+- together        a few HighLevel reads at once, so a call waits on the slowest, not on their sum
 - compose         the placeholder values for one call and the rendered body
 - models          MissedCall, SendIntent, Caller, DailySendCount, ConversationMessage rows
 - intents         every state change of a call and its send intent, as conditional writes

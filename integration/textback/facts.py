@@ -1,137 +1,56 @@
 """Gathering what the guard chain needs: from our database and from HighLevel.
 
-The location's profile (name, phone, time zone, users and their numbers, pipelines) changes rarely
-and is asked for on every missed call, so it is cached in Redis for a few minutes: at 100 requests
-per 10 s per location, a busy sub-account cannot afford two extra lookups per call. The contact is
-always read fresh (DND and tags must be current at send time).
+Nothing on the way to the send that the send does not need. For a location we already know, the contact
+(`GET /contacts/{id}`, for DND, tags and the first name) is the one HighLevel call before the send:
+
+- the location's profile (name, time zone, own and staff numbers, users) comes from Redis, warm and
+  served while a little stale (integration.textback.profiles). Cold (Redis flushed, never warmed), it is
+  fetched together with the contact: one round trip, not three;
+- pipelines are the CRM follow-up's, after the text (integration.crm.pipelines);
+- the open-opportunity search of the existing-customer check runs only when it can change the text, and
+  alongside the contact read for a caller we texted before (integration.textback.customers).
+
+The contact itself is never cached: DND must be current at send time, and HighLevel does not order its
+webhooks (a ContactDndUpdate can arrive after the call, or minutes later on a retry), so no webhook can
+prove a cached copy current. A second read of the same contact soon after is rare anyway: the caller is
+then inside the cooldown.
 
 No API call is made for a location that is not live: the database answers that first.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from integration.crm.pipelines import Pipelines
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLNotFound
 from integration.models import Company, Installation, Location, LocationSettings
+from integration.textback.customers import customer_opportunity, search_can_matter, search_needed, texted_before
 from integration.textback.guards import FALLBACK_ZONES, CallFacts, ContactFacts
-from integration.textback.missed_call import Missed, parse_timestamp
+from integration.textback.missed_call import Missed
 from integration.textback.models import Caller, DailySendCount
-from integration.textback.phone import normalize_number, normalize_numbers
+from integration.textback.phone import normalize_number
+from integration.textback.profiles import SOFT_TTL_SECONDS, LocationProfile, LocationProfiles
 from integration.textback.settings import TextBackSettings, effective_settings
+from integration.textback.together import run_together
 from oauth.store import NEEDS_RECONNECT, is_location_active
 
 __all__ = ["FactGatherer", "Gathered", "LocationProfile", "business_day", "location_is_live", "why_not_live"]
 
 log = logging.getLogger(__name__)
 
-PROFILE_TTL_SECONDS = 300
-# A contact created this shortly before the call was created by it (a first-time caller).
-NEW_CONTACT_WINDOW = timedelta(minutes=2)
-
-
-@dataclass(frozen=True)
-class LocationProfile:
-    """What HighLevel says about a sub-account, reduced to what text back uses (cacheable as JSON)."""
-
-    location_id: str
-    name: str | None = None
-    timezone: str | None = None
-    country: str | None = None
-    own_numbers: tuple[str, ...] = ()
-    # E.164 -> the person's name, for "the caller is a team member (Mike Alvarez)".
-    staff_numbers: Mapping[str, str] = field(default_factory=dict)
-    # user id -> first name (for {user_name}); LC phone number -> user id.
-    user_first_names: Mapping[str, str] = field(default_factory=dict)
-    line_owners: Mapping[str, str] = field(default_factory=dict)
-    # pipeline id -> name, for ignoring our own missed-call pipeline when looking for customers.
-    pipelines: Mapping[str, str] = field(default_factory=dict)
-    # pipeline id -> [(stage id, stage name), ...] by position, for the CRM follow-up's opportunity.
-    pipeline_stages: Mapping[str, Sequence[Sequence[str]]] = field(default_factory=dict)
-    # user id -> full name (in HighLevel's order), and the admins among them: who gets the task.
-    user_names: Mapping[str, str] = field(default_factory=dict)
-    admin_user_ids: tuple[str, ...] = ()
-
-    @classmethod
-    def from_api(cls, location_id: str, *, location: Mapping, users: list[Mapping],
-                 pipelines: list[Mapping]) -> LocationProfile:
-        business = location.get("business") if isinstance(location.get("business"), Mapping) else {}
-        country = (location.get("country") or business.get("country") or "US").upper()
-        own = [location.get("phone"), business.get("phone")]
-        staff: dict[str, str] = {}
-        first_names: dict[str, str] = {}
-        line_owners: dict[str, str] = {}
-        user_names: dict[str, str] = {}
-        admins: list[str] = []
-        for user in users:
-            if user.get("deleted"):
-                continue
-            name = (user.get("name") or " ".join(filter(None, [user.get("firstName"), user.get("lastName")]))
-                    or "a team member")
-            if user.get("id"):
-                user_names[str(user["id"])] = str(name)
-                roles = user.get("roles") if isinstance(user.get("roles"), Mapping) else {}
-                if str(roles.get("role") or "").lower() == "admin":
-                    admins.append(str(user["id"]))
-            if user.get("id") and user.get("firstName"):
-                first_names[str(user["id"])] = str(user["firstName"])
-            personal = normalize_number(user.get("phone"), default_region=country)
-            if personal:
-                staff[personal] = name
-            lc_phones = user.get("lcPhone") if isinstance(user.get("lcPhone"), Mapping) else {}
-            for loc, line in lc_phones.items():
-                line_number = normalize_number(line, default_region=country)
-                if line_number:
-                    own.append(line_number)
-                    if loc == location_id and user.get("id"):
-                        line_owners[line_number] = str(user["id"])
-        return cls(
-            location_id=location_id,
-            name=location.get("name") or business.get("name"),
-            timezone=location.get("timezone") or business.get("timezone"),
-            country=country,
-            own_numbers=tuple(sorted(normalize_numbers(own, default_region=country))),
-            staff_numbers=staff,
-            user_first_names=first_names,
-            line_owners=line_owners,
-            pipelines={str(p["id"]): str(p.get("name") or "") for p in pipelines if p.get("id")},
-            pipeline_stages={str(p["id"]): _stages(p) for p in pipelines if p.get("id")},
-            user_names=user_names,
-            admin_user_ids=tuple(admins),
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, default=dict)
-
-    @classmethod
-    def from_json(cls, text: str) -> LocationProfile:
-        data = json.loads(text)
-        data["own_numbers"] = tuple(data["own_numbers"])
-        data["admin_user_ids"] = tuple(data.get("admin_user_ids", ()))
-        return cls(**data)
-
-
-def _stages(pipeline: Mapping) -> list[tuple[str, str]]:
-    """A pipeline's stages as (id, name), by position (HighLevel leaves the order of the list open)."""
-    stages = [s for s in pipeline.get("stages") or [] if isinstance(s, Mapping) and s.get("id")]
-    def position(pair: tuple[int, Mapping]) -> tuple[float, int]:
-        index, stage = pair
-        value = stage.get("position")
-        return (value if isinstance(value, int | float) and not isinstance(value, bool) else index), index
-
-    ordered = sorted(enumerate(stages), key=position)
-    return [(str(stage["id"]), str(stage.get("name") or "")) for _, stage in ordered]
+PROFILE_TTL_SECONDS = SOFT_TTL_SECONDS
 
 
 def location_is_live(session: Session, location_id: str) -> bool:
@@ -176,18 +95,22 @@ class FactGatherer:
 
     Args:
         database: the configured Database (short read-only sessions, never held across an API call).
-        client: the GHLClient (get_location, list_users, get_pipelines, get_contact, search_opportunities).
-        redis: where location profiles are cached; None disables the cache.
-        clock: returns the current UTC time.
+        client: the GHLClient (get_contact, search_opportunities; the profiles' and pipelines' reads).
+        redis: where location profiles and pipelines are cached; None disables the cache.
+        clock: returns the current UTC time (the guards' clock; cache ages use wall-clock time).
+        profile_ttl: the profile's soft TTL, after which the follow-up refreshes it.
+        profiles, pipelines: the caches, when the caller builds its own.
     """
 
     def __init__(self, *, database: Database, client, redis: Redis | None = None,
-                 clock: Callable[[], datetime] = utcnow, profile_ttl: int = PROFILE_TTL_SECONDS) -> None:
+                 clock: Callable[[], datetime] = utcnow, profile_ttl: int = PROFILE_TTL_SECONDS,
+                 profiles: LocationProfiles | None = None, pipelines: Pipelines | None = None) -> None:
         self.database = database
         self.client = client
         self.redis = redis
         self.clock = clock
-        self.profile_ttl = profile_ttl
+        self.profiles = profiles or LocationProfiles(client=client, redis=redis, soft_ttl=profile_ttl)
+        self.pipelines = pipelines or Pipelines(client=client, redis=redis)
 
     # --- From our database ---
 
@@ -212,54 +135,47 @@ class FactGatherer:
     # --- From HighLevel ---
 
     def profile(self, location_id: str) -> LocationProfile:
-        """The location's profile, from the cache when fresh."""
-        key = f"textback:profile:{location_id}"
-        cached = self._cache_get(key)
-        if cached is not None:
-            try:
-                return LocationProfile.from_json(cached)
-            except (ValueError, TypeError, KeyError):
-                log.warning("location %s: unreadable cached profile, fetching again", location_id)
-        profile = LocationProfile.from_api(
-            location_id,
-            location=self.client.get_location(location_id),
-            users=self.client.list_users(location_id),
-            pipelines=self.client.get_pipelines(location_id),
-        )
-        self._cache_set(key, profile.to_json())
-        return profile
+        """The location's profile: cached (even a little stale), else fetched now."""
+        return self.profiles.get(location_id)
 
     def contact(self, location_id: str, contact_id: str | None, *, settings: TextBackSettings,
-                profile: LocationProfile, called_at: datetime | None = None) -> ContactFacts | None:
-        """The caller's contact, or None when the call names none or it was deleted.
+                called_at: datetime | None = None) -> ContactFacts | None:
+        """The caller's contact read now (None when the call names none or it was deleted), with the open
+        opportunity that makes them a customer when that can matter (integration.textback.customers)."""
+        raw = self._read_contact(location_id, contact_id)
+        if raw is None:
+            return None
+        return self._contact_facts(location_id, raw, settings=settings, called_at=called_at)
 
-        Open opportunities are looked up only for a contact that existed before the call: HighLevel
-        creates the contact of a first-time caller with the call, and it cannot have any yet (one API
-        request saved per new caller, under a 100-per-10-s budget).
-        """
+    def _read_contact(self, location_id: str, contact_id: str | None) -> dict | None:
         if not contact_id:
             return None
         try:
-            contact = self.client.get_contact(location_id, contact_id)
+            return self.client.get_contact(location_id, contact_id)
         except GHLNotFound:
             return None
-        opportunity = None
-        created = parse_timestamp(contact.get("dateAdded"))
-        new_with_the_call = created is not None and called_at is not None and created >= called_at - NEW_CONTACT_WINDOW
-        if settings.existing_open_opportunity and settings.existing_action != "same" and not new_with_the_call:
-            opportunity = self._open_opportunity(location_id, contact_id, settings=settings, profile=profile)
-        return ContactFacts.from_api(contact, open_opportunity=opportunity)
 
-    def _open_opportunity(self, location_id: str, contact_id: str, *, settings: TextBackSettings,
-                          profile: LocationProfile) -> str | None:
-        for opportunity in self.client.search_opportunities(location_id, contact_id=contact_id, status="open"):
-            if str(opportunity.get("status") or "open").lower() != "open":
-                continue
-            pipeline = profile.pipelines.get(str(opportunity.get("pipelineId")), "").strip().lower()
-            if pipeline in settings.existing_ignore_pipelines:
-                continue
-            return str(opportunity.get("name") or "an opportunity")
-        return None
+    def _open_opportunities(self, location_id: str, contact_id: str) -> list[dict]:
+        return self.client.search_opportunities(location_id, contact_id=contact_id, status="open")
+
+    def _contact_facts(self, location_id: str, raw: Mapping, *, settings: TextBackSettings,
+                       called_at: datetime | None, skipped_anyway: bool = False,
+                       searched: _Attempt | None = None) -> ContactFacts:
+        """ContactFacts of `raw`, searching its open opportunities only when that can change the text.
+
+        `searched`: the search already started alongside the contact read (used unless it failed).
+        """
+        facts = ContactFacts.from_api(raw)
+        if not facts.contact_id or not search_needed(raw, facts, settings=settings, called_at=called_at,
+                                                     skipped_anyway=skipped_anyway):
+            return facts
+        if searched is not None and searched.error is None:
+            opportunities = searched.value
+        else:
+            opportunities = self._open_opportunities(location_id, facts.contact_id)
+        name = customer_opportunity(opportunities, settings=settings,
+                                    pipeline_names=partial(self.pipelines.names, location_id))
+        return dataclasses.replace(facts, open_opportunity=name)
 
     # --- Everything, for one call ---
 
@@ -283,15 +199,26 @@ class FactGatherer:
                               location_enabled=enabled, location_problem=problem)
             return Gathered(facts, settings, None)
 
-        profile = self.profile(call.location_id)
-        contact = self.contact(call.location_id, call.contact_id, settings=settings, profile=profile,
-                               called_at=call.called_at or first_seen_at)
+        lookup = self.profiles.lookup(call.location_id)
+        early_search = call.contact_id is not None and self._texted_before(
+            call, settings=settings, now=now, region=(lookup.profile.country if lookup.profile else None) or "US")
+        # What does not depend on each other is asked for together: the contact, a cold profile, an early search.
+        reads: list[Callable] = [partial(self._read_contact, call.location_id, call.contact_id)]
+        if lookup.profile is None:
+            reads.append(partial(self.profiles.fetch, call.location_id, after=lookup.read))
+        if early_search:
+            reads.append(partial(_attempt, partial(self._open_opportunities, call.location_id, call.contact_id)))
+        answers = run_together(*reads)
+        raw_contact = answers[0]
+        profile = lookup.profile or answers[1]
+        searched = answers[-1] if early_search else None
+
         region = profile.country or "US"
         own = set(profile.own_numbers)
         called = normalize_number(call.called_number, default_region=region)
         if called:
             own.add(called)
-        caller_phone = normalize_number((contact.phone if contact else None) or call.caller_number,
+        caller_phone = normalize_number((raw_contact.get("phone") if raw_contact else None) or call.caller_number,
                                         default_region=region)
         today = business_day(now, settings.timezone or profile.timezone)
         with self.database.session() as session:
@@ -303,31 +230,49 @@ class FactGatherer:
             last_texted_at = None
         if reserved_day == today:
             sent_today = max(0, sent_today - 1)
+        opted_out_at = caller.opted_out_at if caller else None
+        contact = None
+        if raw_contact is not None:
+            skipped_anyway = (opted_out_at is not None or sent_today >= settings.daily_cap
+                              or _in_cooldown(last_texted_at, settings=settings, now=now))
+            contact = self._contact_facts(call.location_id, raw_contact, settings=settings,
+                                          called_at=call.called_at or first_seen_at, skipped_anyway=skipped_anyway,
+                                          searched=searched)
         facts = CallFacts(
             now=now, call=call, first_seen_at=first_seen_at, location_live=True, location_enabled=True,
             location_timezone=profile.timezone, location_country=profile.country,
             own_numbers=frozenset(own), staff_numbers=dict(profile.staff_numbers), contact=contact,
-            opted_out_at=caller.opted_out_at if caller else None, last_texted_at=last_texted_at,
-            sent_today=sent_today,
+            opted_out_at=opted_out_at, last_texted_at=last_texted_at, sent_today=sent_today,
         )
         return Gathered(facts, settings, profile)
 
-    # --- Cache ---
+    def _texted_before(self, call: Missed, *, settings: TextBackSettings, now: datetime, region: str) -> bool:
+        """Whether to start the open-opportunity search with the contact read (a caller we texted before)."""
+        if not search_can_matter(settings):
+            return False
+        phone = normalize_number(call.caller_number, default_region=region)
+        if not phone:
+            return False
+        with self.database.session() as session:
+            caller = session.get(Caller, (call.location_id, phone))
+            return texted_before(caller, call_key=call.call_key, settings=settings, now=now)
 
-    def _cache_get(self, key: str) -> str | None:
-        if self.redis is None:
-            return None
-        try:
-            value = self.redis.get(key)
-        except RedisError as exc:
-            log.warning("profile cache unavailable (%s); asking HighLevel", type(exc).__name__)
-            return None
-        return value.decode() if isinstance(value, bytes) else value
 
-    def _cache_set(self, key: str, value: str) -> None:
-        if self.redis is None:
-            return
-        try:
-            self.redis.set(key, value, ex=self.profile_ttl)
-        except RedisError as exc:
-            log.warning("profile cache unavailable (%s); not cached", type(exc).__name__)
+@dataclass(frozen=True)
+class _Attempt:
+    """A read that may fail without failing the call (the early search: needed only if the contact says so)."""
+
+    value: object = None
+    error: Exception | None = None
+
+
+def _attempt(read: Callable[[], object]) -> _Attempt:
+    try:
+        return _Attempt(value=read())
+    except Exception as exc:  # judged later: re-asked if the search turns out to be needed
+        return _Attempt(error=exc)
+
+
+def _in_cooldown(last_texted_at: datetime | None, *, settings: TextBackSettings, now: datetime) -> bool:
+    return (last_texted_at is not None and settings.cooldown_hours > 0
+            and now - last_texted_at < timedelta(hours=settings.cooldown_hours))

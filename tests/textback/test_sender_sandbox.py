@@ -191,13 +191,12 @@ def test_an_open_opportunity_marks_a_customer_unless_it_is_in_the_missed_call_pi
     client, gatherer = sender.client, sender.gatherer
     contact = sandbox_contact(sandbox, firstName="Ola", phone="+15125550167")
     pipelines = {p["name"]: p["id"] for p in client.get_pipelines(ACME)}
-    profile = gatherer.profile(ACME)
     settings = effective_settings()
 
     client.create_opportunity(ACME, pipeline_id=pipelines["Missed Call"], name="Missed call", contact_id=contact["id"])
-    facts = gatherer.contact(ACME, contact["id"], settings=settings, profile=profile)
+    facts = gatherer.contact(ACME, contact["id"], settings=settings)
     assert facts.open_opportunity is None  # our own pipeline does not make anyone a customer
 
     client.create_opportunity(ACME, pipeline_id=pipelines["Sales"], name="Water heater", contact_id=contact["id"])
-    facts = gatherer.contact(ACME, contact["id"], settings=settings, profile=profile)
+    facts = gatherer.contact(ACME, contact["id"], settings=settings)
     assert facts.open_opportunity == "Water heater"

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from integration.crm.directory import pick_pipeline, pick_stage, pick_user, stage_position
+from integration.crm.pipelines import PipelineDirectory
 from integration.crm.settings import DEFAULT_CRM_SETTINGS
-from integration.textback.facts import LocationProfile
+from integration.textback.profiles import LocationProfile
 from integration.textback.settings import SettingsError, effective_settings
 
 PIPELINES = [
@@ -24,9 +25,12 @@ USERS = [{"id": "u-sara", "name": "Sara Kim", "roles": {"role": "user"}},
          {"id": "u-gone", "name": "Old Hand", "deleted": True, "roles": {"role": "admin"}}]
 
 
-def profile(pipelines=PIPELINES, users=USERS) -> LocationProfile:
-    return LocationProfile.from_api("loc", location={"name": "Acme", "timezone": "America/Chicago"}, users=users,
-                                    pipelines=pipelines)
+def profile(users=USERS) -> LocationProfile:
+    return LocationProfile.from_api("loc", location={"name": "Acme", "timezone": "America/Chicago"}, users=users)
+
+
+def directory(listed=PIPELINES) -> PipelineDirectory:
+    return PipelineDirectory.from_api("loc", listed)
 
 
 def crm(**values):
@@ -68,17 +72,17 @@ def test_bad_crm_options_name_the_field(values, message):
 
 
 def test_nothing_picked_means_the_missed_call_pipeline_its_first_stage_named_stages_and_the_first_admin():
-    options, where = crm(), profile()
+    options, where = crm(), directory()
     pipeline = pick_pipeline(options, where)
     assert (pipeline.id, pipeline.name) == ("missed", "Missed Call")
     assert pick_stage(options, where, pipeline_id="missed", step="new").id == "m-new"
     assert pick_stage(options, where, pipeline_id="missed", step="replied").id == "m-replied"
     assert pick_stage(options, where, pipeline_id="missed", step="booked").id == "m-booked"
-    assert (pick_user(options, where).id, pick_user(options, where).name) == ("u-mike", "Mike Alvarez")
+    assert (pick_user(options, profile()).id, pick_user(options, profile()).name) == ("u-mike", "Mike Alvarez")
 
 
 def test_without_a_missed_call_pipeline_the_first_one_is_used_and_missing_stages_are_said():
-    where = profile(pipelines=PIPELINES[:1])
+    where = directory(PIPELINES[:1])
     assert pick_pipeline(crm(), where).id == "sales"
     replied = pick_stage(crm(), where, pipeline_id="sales", step="replied")
     assert (replied.id, replied.problem) == (None, "no replied stage is chosen and the pipeline has none named "
@@ -87,36 +91,38 @@ def test_without_a_missed_call_pipeline_the_first_one_is_used_and_missing_stages
 
 def test_picked_ids_are_used_and_stale_ones_are_reported():
     options = crm(pipeline_id="sales", new_stage_id="s-new", replied_stage_id="m-replied", assigned_user_id="u-sara")
-    where = profile()
+    where = directory()
     assert pick_pipeline(options, where).id == "sales"
     assert pick_stage(options, where, pipeline_id="sales", step="new").id == "s-new"
     assert pick_stage(options, where, pipeline_id="sales", step="replied").problem == (
         "the chosen replied stage m-replied is not a stage of the pipeline")
-    assert pick_user(options, where).id == "u-sara"
-    assert pick_user(crm(assigned_user_id="u-gone"), where).problem == (
+    assert pick_user(options, profile()).id == "u-sara"
+    assert pick_user(crm(assigned_user_id="u-gone"), profile()).problem == (
         "the chosen user u-gone is not a user of the sub-account")
     assert pick_pipeline(crm(pipeline_id="gone"), where).problem == (
         "the chosen pipeline gone no longer exists in HighLevel")
 
 
 def test_nothing_to_pick_from_is_said():
-    where = profile(pipelines=[], users=[])
-    assert pick_pipeline(crm(), where).problem == "the sub-account has no pipeline in HighLevel"
-    assert pick_user(crm(), where).problem == "the sub-account has no users"
+    assert pick_pipeline(crm(), directory([])).problem == "the sub-account has no pipeline in HighLevel"
+    assert pick_user(crm(), profile(users=[])).problem == "the sub-account has no users"
 
 
 def test_stage_positions_follow_highlevels_order_and_survive_the_cache():
-    cached = LocationProfile.from_json(profile().to_json())
+    cached = PipelineDirectory.from_dict(json.loads(json.dumps(directory().to_dict())))
     assert [stage_position(cached, pipeline_id="missed", stage_id=s) for s in ("m-new", "m-replied", "m-booked")
             ] == [0, 1, 2]
     assert stage_position(cached, pipeline_id="missed", stage_id="nope") is None
-    assert cached.admin_user_ids == ("u-mike",)
-    assert list(cached.user_names) == ["u-sara", "u-mike"]
+    users = LocationProfile.from_dict(json.loads(json.dumps(profile().to_dict())))
+    assert users.admin_user_ids == ("u-mike",)
+    assert list(users.user_names) == ["u-sara", "u-mike"]
+    assert users == profile()
 
 
-def test_a_profile_cached_before_the_crm_fields_existed_still_loads():
-    old = json.loads(profile().to_json())
-    for key in ("pipeline_stages", "user_names", "admin_user_ids"):
-        old.pop(key)
-    loaded = LocationProfile.from_json(json.dumps(old))
-    assert (dict(loaded.pipeline_stages), loaded.admin_user_ids) == ({}, ())
+def test_a_profile_cached_by_another_version_still_loads():
+    older = profile().to_dict()
+    for key in ("user_names", "admin_user_ids"):
+        older.pop(key)
+    older["pipelines"] = {"missed": "Missed Call"}  # what profiles held before pipelines moved out
+    loaded = LocationProfile.from_dict(older)
+    assert (dict(loaded.user_names), loaded.admin_user_ids, loaded.name) == ({}, (), "Acme")
