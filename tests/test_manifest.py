@@ -21,7 +21,9 @@ EVENT_SCOPES = {
     "InboundMessage": "conversations/message.readonly", "OutboundMessage": "conversations/message.readonly",
     "ContactDndUpdate": "contacts.readonly", "ContactUpdate": "contacts.readonly", "ContactDelete": "contacts.readonly",
     "OpportunityStageUpdate": "opportunities.readonly", "OpportunityStatusUpdate": "opportunities.readonly",
-    "AppointmentCreate": "calendars/events.readonly",
+    "AppointmentCreate": "calendars/events.readonly", "LocationUpdate": "locations.readonly",
+    # The scope table lists no User* events; users.readonly is the scope that reads users (presumed, unverified).
+    "UserCreate": "users.readonly", "UserUpdate": "users.readonly", "UserDelete": "users.readonly",
 }
 
 

@@ -24,6 +24,7 @@ from integration.textback.missed_call import parse_timestamp
 from integration.textback.models import ConversationMessage, MissedCall
 from integration.textback.settings import SettingsError
 from workers.config import get_worker_config
+from workers.profiles import refresh_stale_profile
 from workers.queues import DEFAULT_QUEUE, enqueue_run_at, safe_job_id
 from workers.textback import get_sender
 
@@ -128,11 +129,15 @@ def open_lead(missed_call_id: int, *, run_actions: bool = True) -> str | None:
         except SettingsError as exc:
             log.warning("missed call %s: no CRM follow-up, the settings are invalid (%s)", missed_call_id, exc)
             return None
+        location_id = row.location_id
     action_ids = followup.open_lead(db, missed_call_id, settings=settings, now=utcnow())
     if not run_actions:
         schedule_now(action_ids)
         return f"CRM follow-up: {len(action_ids)} change(s) for HighLevel queued"
     outcomes = run_now(action_ids)
+    # After the text and the lead's own changes: the location's profile, if past its soft TTL, is fetched
+    # again here so the next call's send finds it fresh without waiting (stale-while-revalidate).
+    refresh_stale_profile(location_id)
     return f"CRM follow-up: {len(action_ids)} change(s) for HighLevel: {'; '.join(outcomes)}"
 
 

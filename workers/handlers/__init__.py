@@ -17,7 +17,8 @@ from collections.abc import Callable
 __all__ = ["HANDLERS", "IGNORED_EVENTS", "resolve_handler"]
 
 HANDLERS: dict[str, str] = {
-    "INSTALL": "oauth.events:handle_install",
+    # oauth.events provisions; the wrapper then warms the location's profile for its first missed call.
+    "INSTALL": "workers.handlers.locations:handle_install",
     "UNINSTALL": "oauth.events:handle_uninstall",
     "InboundMessage": "workers.handlers.messages:handle_inbound_message",
     "OutboundMessage": "workers.handlers.messages:handle_outbound_message",
@@ -25,10 +26,15 @@ HANDLERS: dict[str, str] = {
     "AppointmentCreate": "workers.handlers.crm:handle_appointment_create",
     "OpportunityStatusUpdate": "workers.handlers.crm:handle_opportunity_status_update",
     "OpportunityStageUpdate": "workers.handlers.crm:handle_opportunity_stage_update",
+    # What the send knows about a location (name, users' names and numbers): dropped and fetched again.
+    "LocationUpdate": "workers.handlers.locations:handle_location_update",
+    "UserCreate": "workers.handlers.locations:handle_user_change",
+    "UserUpdate": "workers.handlers.locations:handle_user_change",
+    "UserDelete": "workers.handlers.locations:handle_user_change",
 }
 
-# Subscribed, stored in the inbox (so nothing is lost) and marked ignored: the CRM follow-up reads the
-# contact fresh when it needs it, and DND changes come as ContactDndUpdate.
+# Subscribed, stored in the inbox (so nothing is lost) and marked ignored: the contact is never cached (the
+# send and the CRM follow-up read it fresh), and DND changes come as ContactDndUpdate.
 IGNORED_EVENTS: frozenset[str] = frozenset({"ContactUpdate", "ContactDelete"})
 
 _resolved: dict[str, Callable] = {}
