@@ -72,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         log.info("worker CPU priority lowered below the web's: %s (WORKER_NICE)", change)
 
     if worker_config.processes > 1 and not args.burst and not worker_config.fork_per_job:
-        from workers.supervisor import supervise
+        from workers.supervisor import queues_of_process, supervise
 
-        return supervise(lambda index: _run_worker(app, settings, worker_config, burst=False,
-                                                   maintenance=index == 0 and not args.no_maintenance),
-                         processes=worker_config.processes)
+        return supervise(lambda index: _run_worker(
+            app, settings, worker_config.override(queues=queues_of_process(worker_config.queues, index,
+                                                                           worker_config.processes)),
+            burst=False, maintenance=index == 0 and not args.no_maintenance), processes=worker_config.processes)
     return _run_worker(app, settings, worker_config, burst=args.burst,
                        maintenance=not (args.no_maintenance or args.burst))
 
@@ -87,6 +88,7 @@ def _run_worker(app, settings, worker_config, *, burst: bool, maintenance: bool)
 
     from integration.extensions import db
     from integration.liveness import Heartbeat, set_current_holder
+    from workers.config import set_worker_config
     from workers.maintenance import start_maintenance_process
     from workers.queues import SERIALIZER
     from workers.worker import worker_class
@@ -107,6 +109,7 @@ def _run_worker(app, settings, worker_config, *, burst: bool, maintenance: bool)
                 job_monitoring_interval=worker_config.job_monitoring_interval,
                 **_concurrency_options(app, worker_config),
             )
+            set_worker_config(app, worker_config)  # this process's queues, when the supervisor split them
             log.info("worker %s on queues %s (pid %s, %s)", worker.name, ", ".join(worker_config.queues), os.getpid(),
                      "one job per forked horse" if worker_config.fork_per_job
                      else f"{worker.concurrency} jobs at once, {worker.webhook_slots} kept for webhook events")

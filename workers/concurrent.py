@@ -74,8 +74,10 @@ class ConcurrentWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.app = app
         self.concurrency = max(1, int(concurrency))
-        # With one slot there is nothing to keep back: the one slot takes whatever comes first.
-        self.webhook_slots = min(max(0, int(webhook_slots)), self.concurrency - 1)
+        # With one slot there is nothing to keep back: the one slot takes whatever comes first; nor is there for a
+        # worker that takes no webhook events (workers.supervisor gives them to a process of their own).
+        takes_webhooks = WEBHOOKS_QUEUE in self.queue_names()
+        self.webhook_slots = min(max(0, int(webhook_slots)), self.concurrency - 1) if takes_webhooks else 0
         self._busy = 0
         self._slots = threading.Condition()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")

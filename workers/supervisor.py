@@ -26,12 +26,25 @@ import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["supervise"]
+__all__ = ["queues_of_process", "supervise"]
 
 log = logging.getLogger(__name__)
 
 _RESTART_DELAY_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
+
+
+def queues_of_process(queues: tuple[str, ...], index: int, processes: int) -> tuple[str, ...]:
+    """The queues worker process `index` of `processes` takes: with two or more, the first takes webhook events
+    only and the others everything else, so a caller's text never shares a GIL with CRM follow-ups and echoes (in
+    one process they slowed every text's round trips: each waits for the GIL behind the busy threads). With one
+    process, or a list without webhook events, every process takes all of `queues`."""
+    from workers.queues import WEBHOOKS_QUEUE
+
+    others = tuple(q for q in queues if q != WEBHOOKS_QUEUE)
+    if processes < 2 or WEBHOOKS_QUEUE not in queues or not others:
+        return queues
+    return (WEBHOOKS_QUEUE,) if index == 0 else others
 
 
 def _die_with_parent() -> None:

@@ -89,3 +89,18 @@ def test_a_job_past_its_timeout_is_stopped_in_its_thread_and_the_worker_goes_on(
     assert job.get_status() == "failed"
     assert "JobTimeoutException" in (job.latest_result().exc_string or "")
     assert load_event(after).status == "done"
+
+
+def test_a_worker_without_the_webhook_queue_keeps_no_slots_for_it(app_context):
+    worker = _worker(app_context, concurrency=4, webhook_slots=2, queues=(DEFAULT_QUEUE,))
+    assert worker.webhook_slots == 0
+
+
+def test_with_two_processes_the_first_takes_webhook_events_alone():
+    from workers.supervisor import queues_of_process
+
+    queues = (WEBHOOKS_QUEUE, DEFAULT_QUEUE, "low")
+    assert queues_of_process(queues, 0, 1) == queues
+    assert queues_of_process(queues, 0, 2) == (WEBHOOKS_QUEUE,)
+    assert queues_of_process(queues, 1, 2) == queues_of_process(queues, 2, 3) == (DEFAULT_QUEUE, "low")
+    assert queues_of_process((DEFAULT_QUEUE,), 0, 2) == (DEFAULT_QUEUE,)
