@@ -88,6 +88,11 @@ class InstallationTokenProvider:
         lock_timeout: seconds after which a lock whose holder died is released. Longer than the
             slowest refresh (client timeout x retries), so a live refresh never loses its lock.
         lock_wait: seconds a caller waits for another process's refresh before giving up (retryable).
+        reuse_seconds: hand out a token read this recently again without reading the database (0: always read).
+            A busy worker asked for the same location's token several times a second, and each read (the row,
+            the location's state, an UNINSTALL waiting) was a seventh of a text's CPU. Safe for a few seconds:
+            the send re-checks the installation in the database right before the API call, a 401 drops the
+            reused token, and a refresh by this process replaces it.
         clock: returns the current UTC time.
     """
 
@@ -101,6 +106,7 @@ class InstallationTokenProvider:
         refresh_margin: timedelta = timedelta(minutes=5),
         lock_timeout: float = 120.0,
         lock_wait: float = 30.0,
+        reuse_seconds: float = 0.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
@@ -110,7 +116,10 @@ class InstallationTokenProvider:
         self.refresh_margin = refresh_margin
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
+        self.reuse_seconds = reuse_seconds
         self.clock = clock
+        # resource id -> (time.monotonic() of the read, access token); see reuse_seconds.
+        self._recent: dict[str, tuple[float, str]] = {}
 
     def __repr__(self) -> str:
         return "InstallationTokenProvider()"
@@ -127,13 +136,20 @@ class InstallationTokenProvider:
             InstallationNotFound, InstallationInactive, NeedsReconnect: no call may be made.
             TokenRefreshUnavailable: a refresh was needed and could not be done now (retry later).
         """
+        if self.reuse_seconds > 0:
+            recent = self._recent.get(resource_id)
+            if recent is not None and time.monotonic() - recent[0] < self.reuse_seconds:
+                return recent[1]
         snapshot = self._read(resource_id)
-        if self._fresh(snapshot):
-            return snapshot.access_token
-        return self._refresh_under_lock(resource_id, rejected_token=None)
+        token = snapshot.access_token if self._fresh(snapshot) else \
+            self._refresh_under_lock(resource_id, rejected_token=None)
+        if self.reuse_seconds > 0:
+            self._recent[resource_id] = (time.monotonic(), token)
+        return token
 
     def refresh_after_unauthorized(self, resource_id: str, rejected_token: str) -> str:
         """HighLevel answered 401 to `rejected_token`: refresh, unless another caller already did."""
+        self._recent.pop(resource_id, None)
         return self._refresh_under_lock(resource_id, rejected_token=rejected_token)
 
     # --- For jobs ---

@@ -18,6 +18,8 @@ __all__ = ["main"]
 
 log = logging.getLogger("workers")
 
+TOKEN_REUSE_SECONDS = 2.0
+
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__.splitlines()[0])
@@ -65,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workers: {problem}", file=sys.stderr)
         return 2
     set_worker_config(app, worker_config)
+    # A worker reuses a location's token for a couple of seconds (oauth.tokens: why that is safe).
+    from oauth.services import get_oauth
+
+    get_oauth(app).tokens.reuse_seconds = TOKEN_REUSE_SECONDS
     install_job_log_filter()
     preload_job_code()
     # Before anything forks, so the maintenance process and work horses inherit it.

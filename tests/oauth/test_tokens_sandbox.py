@@ -205,3 +205,27 @@ def test_a_token_that_no_longer_decrypts_marks_only_that_installation(agency, oa
         oauth.tokens.access_token(location_id)
     assert _stored(oauth, SEED_LOCATION_IDS[1])[2].status == "active"
     assert oauth.client.get_location(SEED_LOCATION_IDS[1])["id"] == SEED_LOCATION_IDS[1]
+
+
+def test_a_worker_reuses_a_token_it_just_read_and_a_401_drops_it(installed, oauth, sandbox, monkeypatch):
+    """reuse_seconds (the workers use 2 s): no database read for a token handed out moments ago."""
+    monkeypatch.setattr(oauth.tokens, "reuse_seconds", 60.0)
+    monkeypatch.setattr(oauth.tokens, "_recent", {})
+    first = oauth.tokens.access_token(LOCATION_ID)
+    reads = []
+    original = oauth.tokens._read
+    monkeypatch.setattr(oauth.tokens, "_read", lambda resource_id: reads.append(resource_id) or original(resource_id))
+    assert oauth.tokens.access_token(LOCATION_ID) == first and reads == []
+    # HighLevel says no to it: the reused token is forgotten and the refresh reads the row again.
+    renewed = oauth.tokens.refresh_after_unauthorized(LOCATION_ID, first)
+    assert renewed != first and reads
+    assert oauth.tokens.access_token(LOCATION_ID) != first
+
+
+def test_without_reuse_every_token_is_read_from_the_database(installed, oauth, monkeypatch):
+    reads = []
+    original = oauth.tokens._read
+    monkeypatch.setattr(oauth.tokens, "_read", lambda resource_id: reads.append(resource_id) or original(resource_id))
+    oauth.tokens.access_token(LOCATION_ID)
+    oauth.tokens.access_token(LOCATION_ID)
+    assert reads == [LOCATION_ID, LOCATION_ID]
