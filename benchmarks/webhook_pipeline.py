@@ -43,13 +43,14 @@ import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import signal
 import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.cpu import CpuTimeline, cpu_sample, describe_cpu
 from benchmarks.loadgen import CeilingResult, Sent, closed_loop, open_loop, percentile
 from benchmarks.stack import Stack, free_port
+from benchmarks.text_back_run import TextRun, TextRunner
 from benchmarks.webhook_payloads import (
     ANSWERED_SECONDS,
     SHORT_ANSWERED_SECONDS,
@@ -69,7 +71,6 @@ from benchmarks.webhook_payloads import (
     Signer,
     answered_call,
     caller_numbers,
-    missed_call,
     pick_caller_area,
 )
 from integration.textback.missed_call import MAX_SHORT_CALL_SECONDS
@@ -83,7 +84,9 @@ ACK_CALLERS_PER_LOCATION = 20
 # Webhooks/s our endpoint could reach at most in phase 3, to size its sets of unique webhooks.
 CEILING_RATE_ALLOWANCE = 3000
 TARGET_ACK_P99_MS = 50.0
-TARGET_SEND_P50_MS = 150.0
+TARGET_SEND_P50_MS = 300.0
+TARGET_CRM_P99_S = 30.0
+TARGET_WORKER_RSS_MB = 400
 TARGET_SEND_P99_MS = 1000.0
 TARGET_INGEST_SHARE = 0.5
 # Environment variables that must not leak from the caller's shell into the stack.
@@ -156,11 +159,13 @@ def code_version() -> str:
 
 
 def stack_environment(*, database_url: str, redis_url: str, instance: Path, app_url: str,
-                      sandbox_url: str) -> dict[str, str]:
+                      sandbox_url: str, lift_rate_limits: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
     env.update(TEXTBACK_ENV="development", DATABASE_URL=database_url, REDIS_URL=redis_url,
                TEXTBACK_INSTANCE_PATH=str(instance), PUBLIC_BASE_URL=app_url, TEXTBACK_SANDBOX_URL=sandbox_url,
-               GHL_RATE_LIMIT=str(LIFTED_RATE_LIMIT), PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1")
+    if lift_rate_limits:
+        env["GHL_RATE_LIMIT"] = str(LIFTED_RATE_LIMIT)
     return env
 
 
@@ -176,7 +181,7 @@ def start_stack(stack: Stack, args: argparse.Namespace, urls: Urls) -> None:
                 # Several gunicorns share this machine: no control socket in ~/.gunicorn to fight over.
                 "--no-control-socket"]
     stack.spawn("sandbox", ["-m", "integration.cli", "sandbox", "--port", str(urlsplit(urls.sandbox).port),
-                            "--webhook-url", f"{urls.app}/webhooks/ghl"])
+                            "--webhook-url", f"{urls.app}/webhooks/ghl", "--latency", args.latency])
     stack.wait_http("sandbox", f"{urls.sandbox}/_sandbox/config")
     stack.spawn("web", ["-m", "gunicorn", "integration.wsgi:app", "--bind", urlsplit(urls.app).netloc, *gunicorn])
     stack.spawn("bare", ["-m", "gunicorn", "benchmarks.bare_endpoint:app", "--bind", urlsplit(urls.bare).netloc,
@@ -193,23 +198,23 @@ def start_stack(stack: Stack, args: argparse.Namespace, urls: Urls) -> None:
     stack.wait_http("bare", f"{urls.bare}/healthz")
 
 
-def install_seed_locations(urls: Urls, location_ids: list[str]) -> None:
-    """The real consent dance per sub-account: our /oauth/install, the sandbox's consent page, our callback."""
-    for location_id in location_ids:
-        browser = requests.Session()
-        start = browser.get(f"{urls.app}/oauth/install", allow_redirects=False, timeout=30)
-        if start.status_code != 302:
-            raise RuntimeError(f"/oauth/install answered {start.status_code}")
-        consent = urlsplit(start.headers["Location"])
-        form = {key: values[0] for key, values in parse_qs(consent.query).items()}
-        form.update(choice=f"location:{location_id}", action="install")
-        approved = browser.post(f"{urls.sandbox}{consent.path}", data=form, allow_redirects=False, timeout=30)
-        if approved.status_code != 302:
-            raise RuntimeError(f"the consent page answered {approved.status_code}: {approved.text[:200]}")
-        callback = urlsplit(approved.headers["Location"])
-        finished = browser.get(f"{urls.app}{callback.path}?{callback.query}", allow_redirects=False, timeout=60)
-        if finished.status_code != 302:
-            raise RuntimeError(f"/oauth/callback answered {finished.status_code}: {finished.text[:200]}")
+def install_agency(urls: Urls, company_id: str) -> None:
+    """The real consent dance once for the whole agency (bulk install): our /oauth/install, the sandbox's consent
+    page, our callback; every sub-account of the agency gets the app through its INSTALL webhook."""
+    browser = requests.Session()
+    start = browser.get(f"{urls.app}/oauth/install", allow_redirects=False, timeout=30)
+    if start.status_code != 302:
+        raise RuntimeError(f"/oauth/install answered {start.status_code}")
+    consent = urlsplit(start.headers["Location"])
+    form = {key: values[0] for key, values in parse_qs(consent.query).items()}
+    form.update(choice=f"bulk:{company_id}", action="install")
+    approved = browser.post(f"{urls.sandbox}{consent.path}", data=form, allow_redirects=False, timeout=30)
+    if approved.status_code != 302:
+        raise RuntimeError(f"the consent page answered {approved.status_code}: {approved.text[:200]}")
+    callback = urlsplit(approved.headers["Location"])
+    finished = browser.get(f"{urls.app}{callback.path}?{callback.query}", allow_redirects=False, timeout=120)
+    if finished.status_code != 302:
+        raise RuntimeError(f"/oauth/callback answered {finished.status_code}: {finished.text[:200]}")
 
 
 def wait_until_live(database, location_ids: list[str], *, timeout: float = 120.0) -> None:
@@ -372,41 +377,6 @@ class AckStats:
         ]
 
 
-@dataclass
-class TextStats:
-    calls: int
-    texted_once: int
-    texted_twice: int
-    latencies: list[float]
-    first_send: float
-    last_text: float
-    outcomes: Counter = field(default_factory=Counter)
-
-    @property
-    def throughput(self) -> float:
-        return self.texted_once / max(self.last_text - self.first_send, 1e-9)
-
-
-def collect_texts(urls: Urls, sent_at: dict[str, float]) -> dict[str, list[float]]:
-    """contactId -> wall-clock times (epoch seconds) the sandbox recorded our texts to that contact."""
-    texts: dict[str, list[float]] = {}
-    for message in sandbox_control(urls, "GET", "messages")["messages"]:
-        if message["contactId"] in sent_at:
-            stamp = datetime.fromisoformat(message["dateAdded"].replace("Z", "+00:00")).timestamp()
-            texts.setdefault(message["contactId"], []).append(stamp)
-    return texts
-
-
-def missed_call_outcomes(database, contact_ids: set[str]) -> Counter:
-    from sqlalchemy import select
-
-    from integration.textback.models import MissedCall
-
-    with database.session() as session:
-        rows = session.execute(select(MissedCall.contact_id, MissedCall.status, MissedCall.outcome)).all()
-    return Counter(f"{status}: {(outcome or '')[:70]}" for contact, status, outcome in rows if contact in contact_ids)
-
-
 def save_results(path: Path, results: list[Sent]) -> None:
     """One CSV line per request (index, due/started/finished relative to the first due time, status)."""
     origin = min(r.due for r in results)
@@ -416,56 +386,26 @@ def save_results(path: Path, results: list[Sent]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def database_transactions(database) -> int | None:
-    """Transactions committed or rolled back in the benchmark's database so far (PostgreSQL's statistics)."""
-    from sqlalchemy import text
-
-    if database.engine.dialect.name != "postgresql":
-        return None
-    with database.session() as session:
-        return session.execute(text("SELECT xact_commit + xact_rollback FROM pg_stat_database "
-                                    "WHERE datname = current_database()")).scalar_one()
-
-
-def deferred_calls(database) -> int:
-    """Missed-call webhooks whose text was deferred (quiet hours, a delay) instead of sent at once."""
-    from sqlalchemy import func, select
-
-    from integration.models import WebhookEvent
-
-    with database.session() as session:
-        return session.scalar(select(func.count()).select_from(WebhookEvent)
-                              .where(WebhookEvent.status_reason.like("missed call %: deferred%"))) or 0
-
-
-def wait_for_texts(urls: Urls, database, stack: Stack, sent_at: dict[str, float], *, quiet_for: float = 20.0,
-                   timeout: float = 300.0) -> TextStats:
-    """Poll the sandbox until every call has its text, or nothing new arrived for `quiet_for` seconds."""
-    started = last_progress = time.monotonic()
-    count = -1
-    while True:
-        texts = collect_texts(urls, sent_at)
-        if len(texts) != count:
-            count, last_progress = len(texts), time.monotonic()
-        if count == len(sent_at) or time.monotonic() - last_progress > quiet_for \
-                or time.monotonic() - started > timeout:
-            break
-        stack.check_alive()
-        time.sleep(0.5)
-    time.sleep(1.0)  # a duplicate would show up right after the first text
-    texts = collect_texts(urls, sent_at)
-    latencies = [min(stamps) - sent_at[contact] for contact, stamps in texts.items()]
-    stats = TextStats(calls=len(sent_at), texted_once=sum(1 for s in texts.values() if len(s) == 1),
-                      texted_twice=sum(1 for s in texts.values() if len(s) > 1), latencies=latencies,
-                      first_send=min(sent_at.values()),
-                      last_text=max((max(s) for s in texts.values()), default=time.time()))
-    if stats.texted_once != stats.calls:
-        stats.outcomes = missed_call_outcomes(database, set(sent_at))
-    return stats
-
-
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def _text_rows(run: TextRun, *, crm_target: bool) -> list[tuple[str, str, str, str]]:
+    return [
+        (f"webhook -> send p50 at {run.rate:g}/s", ms(run.p50), f"<= {TARGET_SEND_P50_MS:g} ms",
+         verdict(run.p50 * 1000 <= TARGET_SEND_P50_MS)),
+        (f"webhook -> send p99 at {run.rate:g}/s", ms(run.p99), f"<= {TARGET_SEND_P99_MS:g} ms",
+         verdict(run.p99 * 1000 <= TARGET_SEND_P99_MS)),
+        ("texts == calls (0 lost, 0 twice)", f"{run.texted_once} / {run.calls}", "equal",
+         verdict(run.texted_once == run.calls)),
+        ("CRM follow-up done, p99", f"{run.crm_done} done, {run.crm_p99:.1f} s", f"<= {TARGET_CRM_P99_S:g} s",
+         verdict(run.crm_done == run.texted_once and run.crm_p99 <= TARGET_CRM_P99_S) if crm_target else ""),
+        ("most requests / 10 s by a location", f"{run.max_per_location_10s} (429s: {run.sandbox_429s})", "<= 100",
+         verdict(run.max_per_location_10s <= 100 and run.sandbox_429s == 0)),
+        ("worker memory peak, PSS (RSS summed)",
+         f"{run.worker_pss_bytes / 2**20:.0f} MB ({run.worker_rss_bytes / 2**20:.0f} MB)",
+         f"<= {TARGET_WORKER_RSS_MB} MB", verdict(run.worker_pss_bytes / 2**20 <= TARGET_WORKER_RSS_MB)),
+    ]
 
 
 # --- The run --------------------------------------------------------------------------------------
@@ -484,9 +424,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-processes", type=int, default=2, help="processes the phase 3 clients run in")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn --workers for both endpoints")
     parser.add_argument("--web-threads", type=int, default=4, help="gunicorn --threads for both endpoints")
-    parser.add_argument("--workers", type=int, default=2, help="`python -m workers` processes (default 2)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="`python -m workers` commands (default 1: the Procfile's one worker line, which runs "
+                             "WORKER_PROCESSES processes itself)")
+    parser.add_argument("--locations", type=int, default=50, help="sub-accounts installed (default 50)")
+    parser.add_argument("--lift-rate-limits", action="store_true",
+                        help="lift HighLevel's 100 / 10 s per location in the sandbox and in our client")
+    parser.add_argument("--search-rates", default="20,30,40,50,60,80",
+                        help="phase 4: rates tried, in order, until one misses p99 <= 1 s")
+    parser.add_argument("--search-seconds", type=float, default=20.0, help="phase 4: seconds per rate")
     parser.add_argument("--worker-nice", type=int, default=None,
                         help="the workers' WORKER_NICE (default: the product's, workers.config; 0 = web's priority)")
+    parser.add_argument("--latency", default="highlevel",
+                        help="the sandbox's API latency (integration.sandbox.latency): highlevel (median 150, p95 400, "
+                             "p99 1000 ms; the default), off, or median=..,p95=..,p99=..")
     parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the workers (e.g. WORKER_CONCURRENCY=8); repeatable")
     parser.add_argument("--senders", type=int, default=160,
@@ -494,7 +445,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--answers-need-workers", action="store_true",
                         help="phases 1 and 3: answered calls shorter than 2 min, so every one is a job (by default "
                              "three in four last longer and are decided by the receiver)")
-    parser.add_argument("--phases", default="1,2,3", help="which phases to run (default 1,2,3)")
+    parser.add_argument("--phases", default="1,2,3,4,5",
+                        help="which phases to run: 1 acks, 2 text back, 3 ceiling, 4 largest rate, 5 latency off "
+                             "(default all)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     parser.add_argument("--wipe-database", action="store_true",
@@ -504,6 +457,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.rate is not None:
         args.ack_rate = args.call_rate = args.rate
     args.phases = {int(p) for p in args.phases.split(",") if p.strip()}
+    args.search_rates = [float(r) for r in args.search_rates.split(",") if r.strip()]
     return args
 
 
@@ -548,7 +502,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
 
     from integration.config import load_settings
     from integration.db import Database
-    from integration.sandbox.seed import SEED_LOCATION_IDS
+    from integration.sandbox.seed import SEED_COMPANY_ID, SEED_LOCATION_IDS
 
     out: list[str] = []
 
@@ -562,29 +516,38 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
     database_url = reset_database(args.database_url, allow_any_name=args.wipe_database)
     redis.Redis.from_url(args.redis_url).flushdb()
     stack.env = stack_environment(database_url=database_url, redis_url=args.redis_url, instance=instance,
-                                  app_url=urls.app, sandbox_url=urls.sandbox)
+                                  app_url=urls.app, sandbox_url=urls.sandbox,
+                                  lift_rate_limits=args.lift_rate_limits)
     load_settings(stack.env)  # generate the instance's secrets and sandbox keys once, before any child races for them
     database = Database()
     database.configure(database_url)
-    locations = list(SEED_LOCATION_IDS)
-
     budget = timedelta(seconds=args.duration * 2 + 600)
     area = pick_caller_area(datetime.now(UTC), span=budget)
     start_stack(stack, args, urls)
-    sandbox_control(urls, "POST", "config", {"rate_limit": LIFTED_RATE_LIMIT, "daily_limit": LIFTED_RATE_LIMIT})
-    install_seed_locations(urls, locations)
+    if args.lift_rate_limits:
+        sandbox_control(urls, "POST", "config", {"rate_limit": LIFTED_RATE_LIMIT, "daily_limit": LIFTED_RATE_LIMIT})
+    generated = sandbox_control(urls, "POST", "locations", {"count": max(0, args.locations - len(SEED_LOCATION_IDS))})
+    locations = (list(SEED_LOCATION_IDS) + generated["locationIds"])[:args.locations]
+    install_agency(urls, SEED_COMPANY_ID)
     wait_until_live(database, locations)
     settings_values = configure_locations(database, locations, area)
 
-    calls = int(args.call_rate * args.duration) if 2 in args.phases else 0
-    numbers = caller_numbers(area, calls + ACK_CALLERS_PER_LOCATION * len(locations), seed=int(time.time()))
+    calls = int(args.call_rate * args.duration) * (2 in args.phases) + int(args.call_rate * args.duration) * (
+        5 in args.phases) + int(sum(args.search_rates) * args.search_seconds) * (4 in args.phases)
+    ack_count = ACK_CALLERS_PER_LOCATION * min(len(locations), 10)
+    numbers = caller_numbers(area, calls + ack_count, seed=int(time.time()))
     sandbox_control(urls, "POST", "config", {"webhook_events": []})
-    missed_callers = create_callers(urls, locations, numbers[:calls], outcome="no-answer")
-    ack_callers = create_callers(urls, locations, numbers[calls:], outcome="answered")
-    sandbox_control(urls, "POST", "config", {"webhook_events": None})
+    ack_callers = create_callers(urls, locations[:10], numbers[calls:], outcome="answered")
+    # What the app subscribes to (marketplace.json), as HighLevel would deliver; not every type the sandbox makes.
+    subscribed = json.loads((Path(__file__).resolve().parent.parent / "marketplace.json").read_text())["webhookEvents"]
+    sandbox_control(urls, "POST", "config", {"webhook_events": subscribed})
     wait_for_drain(database, stack, timeout=60)
     signer = Signer(instance)
     sessions = {child.process.pid: child.name for child in stack.children}
+    texts_runner = TextRunner(
+        urls=urls, database=database, stack=stack, signer=signer, locations=locations, numbers=numbers[:calls],
+        control=lambda method, path, body=None: sandbox_control(urls, method, path, body), senders=args.senders,
+        worker_sessions=[child.process.pid for child in stack.children if child.name.startswith("worker")])
 
     def sample():
         return cpu_sample(sessions, database_name=database.engine.url.database)
@@ -596,9 +559,16 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         f" (WORKER_NICE {args.worker_nice if args.worker_nice is not None else 'default'}); "
         f"sandbox: python -m integration.cli sandbox")
     say(f"database: {database.engine.url.render_as_string(hide_password=True)}; redis: {args.redis_url}")
-    say(f"rate limits LIFTED for this run: sandbox rate_limit={LIFTED_RATE_LIMIT}/10 s, "
-        f"GHL_RATE_LIMIT={LIFTED_RATE_LIMIT} (this measures our pipeline, not HighLevel's 100/10 s per location)")
-    say(f"locations: the 3 seed sub-accounts, installed via consent + callback; settings {settings_values}")
+    if args.lift_rate_limits:
+        say(f"rate limits LIFTED for this run: sandbox rate_limit={LIFTED_RATE_LIMIT}/10 s, "
+            f"GHL_RATE_LIMIT={LIFTED_RATE_LIMIT} (this measures our pipeline, not HighLevel's 100/10 s per location)")
+    else:
+        say("rate limits as HighLevel's: the sandbox answers 429 past 100 requests / 10 s per location, and our "
+            "client keeps under GHL_RATE_LIMIT (100 / 10 s) across processes")
+    latency = sandbox_control(urls, "GET", "latency")["latency"]
+    say(f"sandbox API latency: {latency or 'off'}")
+    say(f"locations: {len(locations)} sub-accounts of one agency (the 3 seed ones and generated ones), installed in "
+        f"bulk via consent + callback; settings {settings_values}")
     say(f"callers: {area.prefix}... ({', '.join(area.zones)}), inside quiet-hours windows for the run")
     say("webhooks: InboundMessage CALL payloads as the sandbox builds them, Ed25519-signed (x-ghl-signature)")
     say()
@@ -640,48 +610,50 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         rows.append(("ingest rate held (phase 1)", f"{ack.sent / ack.span:.1f}/s", "", ""))
         say()
 
-    texts: TextStats | None = None
     if 2 in args.phases:
-        start_wall, batch = signed_schedule(
-            lambda i, start: signer.request(missed_call(missed_callers[i], at=planned_at(start, i, args.call_rate))),
-            len(missed_callers))
-        say(f"phase 2: text back, {args.call_rate:g} missed calls/s for {args.duration:g} s "
-            f"({calls} distinct callers over {len(locations)} locations)")
-        before, transactions_before = sample(), database_transactions(database)
-        results = open_loop(f"{urls.app}/webhooks/ghl", batch, rate=args.call_rate, start_wall=start_wall,
-                            senders=args.senders)
-        save_results(run_dir / "phase2_acks.csv", results)
-        sent_at = {missed_callers[r.index].contact_id: r.sent_wall for r in results}
-        texts = wait_for_texts(urls, database, stack, sent_at)
+        say(f"phase 2: text back, {args.call_rate:g} missed calls/s for {args.duration:g} s over {len(locations)} "
+            f"locations, every CRM follow-up running, sandbox latency {args.latency}")
+        before = sample()
+        texts = texts_runner.run("latency model on", rate=args.call_rate, duration=args.duration)
         after = sample()
-        call_acks = AckStats.of(results)
-        for line in call_acks.lines(args.call_rate):
+        for line in texts.lines():
             say(line)
-        say(f"  texts: {texts.texted_once} of {texts.calls} calls texted exactly once, "
-            f"{texts.texted_twice} texted more than once, {texts.calls - len(texts.latencies)} not texted")
-        lat = texts.latencies
-        say(f"  webhook sent -> send request recorded at the sandbox: p50 {ms(percentile(lat, .5))}, "
-            f"p99 {ms(percentile(lat, .99))}, max {ms(max(lat, default=float('nan')))}")
-        say(f"  text throughput: {texts.throughput:.1f}/s sustained (first webhook to last text); "
-            f"deferred instead of sent at once: {deferred_calls(database)}")
-        if transactions_before is not None:
-            time.sleep(1.0)  # PostgreSQL publishes its counters about every half second
-            per_call = (database_transactions(database) - transactions_before) / max(calls, 1)
-            say(f"  database transactions per missed call (all processes, incl. the echo webhook and CRM jobs run "
-                f"meanwhile; a statement in autocommit counts as one): {per_call:.1f}")
         for line in describe_cpu(before, after):
             say(f"  {line}")
-        for outcome, count in texts.outcomes.most_common(8):
+        for outcome, count in texts.outcomes.items():
             say(f"    missed calls {outcome!r}: {count}")
-        p50, p99 = percentile(lat, .5), percentile(lat, .99)
-        rows.append((f"webhook -> send p50 at {args.call_rate:g}/s", ms(p50), f"<= {TARGET_SEND_P50_MS:g} ms",
-                     verdict(p50 * 1000 <= TARGET_SEND_P50_MS)))
-        rows.append((f"webhook -> send p99 at {args.call_rate:g}/s", ms(p99), f"<= {TARGET_SEND_P99_MS:g} ms",
-                     verdict(p99 * 1000 <= TARGET_SEND_P99_MS)))
-        rows.append(("webhook -> send max", ms(max(lat, default=float("nan"))), "", ""))
-        rows.append(("texts == calls (exactly once)", f"{texts.texted_once} / {texts.calls}", "equal",
-                     verdict(texts.texted_once == texts.calls)))
-        rows.append(("text throughput (phase 2)", f"{texts.throughput:.1f}/s", "", ""))
+        rows.extend(_text_rows(texts, crm_target=True))
+        say()
+
+    if 4 in args.phases:
+        say(f"phase 4: the largest rate held with p99 <= 1 s, {args.search_seconds:g} s per rate "
+            f"({', '.join(f'{r:g}' for r in args.search_rates)}/s, stopping at the first that misses)")
+        held = None
+        for rate in args.search_rates:
+            wait_for_quiet(database, stack, sample)
+            trial = texts_runner.run(f"{rate:g}/s", rate=rate, duration=args.search_seconds)
+            for line in trial.lines()[:3]:
+                say(line)
+            if not trial.holds(p99_seconds=TARGET_SEND_P99_MS / 1000):
+                break
+            held = trial
+        rows.append(("largest rate held, p99 <= 1 s", f"{held.rate:g}/s" if held else "below the first", "", ""))
+        say()
+
+    if 5 in args.phases:
+        wait_for_quiet(database, stack, sample)
+        sandbox_control(urls, "POST", "config", {"latency": None})
+        say(f"phase 5: phase 2 again with the sandbox's latency model off ({args.call_rate:g} missed calls/s)")
+        before = sample()
+        instant = texts_runner.run("latency model off", rate=args.call_rate, duration=args.duration)
+        after = sample()
+        sandbox_control(urls, "POST", "config", {"latency": args.latency})
+        for line in instant.lines():
+            say(line)
+        for line in describe_cpu(before, after):
+            say(f"  {line}")
+        rows.extend((f"{name} (latency off)", value, target, result)
+                    for name, value, target, result in _text_rows(instant, crm_target=True))
         say()
 
     if 3 in args.phases:
