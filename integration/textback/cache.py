@@ -17,6 +17,7 @@ fails is skipped. Only `invalidate` raises, so a webhook handler can have its ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -129,15 +130,23 @@ class RevalidatingCache:
             pipe.execute()
 
     def claim(self, item_id: str, *, seconds: float) -> bool:
-        """One refresher at a time for an entry (SET NX with expiry): True for the one that may fetch. Without
-        Redis, always True."""
+        """One refresher at a time for an entry (SET NX with expiry, in case the refresher dies): True for the one
+        that may fetch, which calls `release` when done. Without Redis, always True."""
         if self.redis is None:
             return True
         try:
-            return bool(self.redis.set(f"{self.key(item_id)}:refreshing", "1", nx=True,
-                                       px=max(1, int(seconds * 1000))))
+            return bool(self.redis.set(self._claim_key(item_id), "1", nx=True, px=max(1, int(seconds * 1000))))
         except RedisError:
             return True
+
+    def release(self, item_id: str) -> None:
+        if self.redis is None:
+            return
+        with contextlib.suppress(RedisError):  # it expires by itself
+            self.redis.delete(self._claim_key(item_id))
+
+    def _claim_key(self, item_id: str) -> str:
+        return f"{self.key(item_id)}:refreshing"
 
     def _generation_key(self, item_id: str) -> str:
         return f"{self.key(item_id)}:generation"

@@ -11,8 +11,9 @@ whenever it cannot matter:
 - the text will not go anyway (the contact has DND on, or our records say the caller opted out or was
   texted within the cooldown).
 
-When it can matter for a caller we texted before (their contact certainly predates the call), the search
-is started together with the contact read instead of after it (integration.textback.facts): no extra wait.
+When it can matter for a caller we texted for an earlier call (their contact certainly predates this one),
+the search is started together with the contact read instead of after it (integration.textback.facts): no
+extra wait.
 Only a contact we have never texted, not created by the call and not tagged, costs one read after the
 contact. It is not cached: the same caller calling again soon is inside the cooldown (no search at all), and
 a cached "no opportunity" could miss one opened minutes ago.
@@ -25,7 +26,6 @@ from datetime import datetime, timedelta
 
 from integration.textback.guards import ContactFacts
 from integration.textback.missed_call import parse_timestamp
-from integration.textback.models import Caller
 from integration.textback.settings import TextBackSettings
 
 __all__ = ["NEW_CONTACT_WINDOW", "created_with_the_call", "customer_opportunity", "search_can_matter",
@@ -61,14 +61,15 @@ def search_needed(contact: Mapping, facts: ContactFacts, *, settings: TextBackSe
     return not (facts.contact_type and facts.contact_type in settings.existing_contact_types)
 
 
-def texted_before(caller: Caller | None, *, call_key: str, settings: TextBackSettings, now: datetime) -> bool:
-    """A caller we texted for an earlier call, now outside the cooldown and not opted out: their contact predates
-    this call and the text can go, so a search is worth starting before the contact is read."""
-    if caller is None or caller.opted_out_at is not None or caller.last_texted_at is None:
+def texted_before(earlier_text_at: datetime | None, *, opted_out: bool, settings: TextBackSettings,
+                  now: datetime) -> bool:
+    """We texted this contact for an earlier call (at `earlier_text_at`), the cooldown has passed and they did not
+    opt out: their contact predates this call and the text can go, so the search is worth starting before the
+    contact is read. (Call webhooks carry the contact id, not the caller's number: our sent texts are looked up
+    by contact.)"""
+    if earlier_text_at is None or opted_out:
         return False
-    if caller.last_call_key == call_key:
-        return False  # this very call's own reservation (a retry): not an earlier text
-    return now - caller.last_texted_at >= timedelta(hours=settings.cooldown_hours)
+    return now - earlier_text_at >= timedelta(hours=settings.cooldown_hours)
 
 
 def customer_opportunity(opportunities: Iterable[Mapping], *, settings: TextBackSettings,

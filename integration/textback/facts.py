@@ -39,7 +39,7 @@ from integration.models import Company, Installation, Location, LocationSettings
 from integration.textback.customers import customer_opportunity, search_can_matter, search_needed, texted_before
 from integration.textback.guards import FALLBACK_ZONES, CallFacts, ContactFacts
 from integration.textback.missed_call import Missed
-from integration.textback.models import Caller, DailySendCount
+from integration.textback.models import Caller, DailySendCount, SendIntent
 from integration.textback.phone import normalize_number
 from integration.textback.profiles import SOFT_TTL_SECONDS, LocationProfile, LocationProfiles
 from integration.textback.settings import TextBackSettings, effective_settings
@@ -200,8 +200,7 @@ class FactGatherer:
             return Gathered(facts, settings, None)
 
         lookup = self.profiles.lookup(call.location_id)
-        early_search = call.contact_id is not None and self._texted_before(
-            call, settings=settings, now=now, region=(lookup.profile.country if lookup.profile else None) or "US")
+        early_search = self._texted_before(call, settings=settings, now=now)
         # What does not depend on each other is asked for together: the contact, a cold profile, an early search.
         reads: list[Callable] = [partial(self._read_contact, call.location_id, call.contact_id)]
         if lookup.profile is None:
@@ -246,16 +245,22 @@ class FactGatherer:
         )
         return Gathered(facts, settings, profile)
 
-    def _texted_before(self, call: Missed, *, settings: TextBackSettings, now: datetime, region: str) -> bool:
-        """Whether to start the open-opportunity search with the contact read (a caller we texted before)."""
-        if not search_can_matter(settings):
-            return False
-        phone = normalize_number(call.caller_number, default_region=region)
-        if not phone:
+    def _texted_before(self, call: Missed, *, settings: TextBackSettings, now: datetime) -> bool:
+        """Whether to start the open-opportunity search with the contact read: a contact we texted for an earlier
+        call (integration.textback.customers.texted_before)."""
+        if not call.contact_id or not search_can_matter(settings):
             return False
         with self.database.session() as session:
-            caller = session.get(Caller, (call.location_id, phone))
-            return texted_before(caller, call_key=call.call_key, settings=settings, now=now)
+            earlier = session.execute(
+                select(SendIntent.to_number, SendIntent.sent_at)
+                .where(SendIntent.location_id == call.location_id, SendIntent.contact_id == call.contact_id,
+                       SendIntent.status == SendIntent.SENT, SendIntent.call_key != call.call_key)
+                .order_by(SendIntent.sent_at.desc()).limit(1)).first()
+            if earlier is None:
+                return False
+            caller = session.get(Caller, (call.location_id, earlier.to_number))
+        return texted_before(earlier.sent_at, opted_out=caller is not None and caller.opted_out_at is not None,
+                             settings=settings, now=now)
 
 
 @dataclass(frozen=True)

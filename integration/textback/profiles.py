@@ -197,7 +197,10 @@ class LocationProfiles:
             return False
         if not self.cache.claim(location_id, seconds=_REFRESH_CLAIM_SECONDS):
             return False
-        self.fetch(location_id, after=found.read)
+        try:
+            self.fetch(location_id, after=found.read)
+        finally:
+            self.cache.release(location_id)
         return True
 
     def invalidate(self, location_id: str) -> None:
