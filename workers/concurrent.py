@@ -24,6 +24,7 @@ this class changes:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -85,6 +86,8 @@ class ConcurrentWorker(SimpleWorker):
         self._redis_down_since: float | None = None
         self._last_heartbeat_at = 0.0
         self._last_admit_at = 0.0
+        # Jobs popped together for free slots, handed out by the next dequeues (see _dequeue_from).
+        self._ready: collections.deque[tuple[Job, Queue]] = collections.deque()
         # A thread whose database or HTTP answer has arrived waits for the GIL; Python hands it over every 5 ms
         # by default, so with dozens of threads every round trip of a missed call paid several milliseconds more.
         sys.setswitchinterval(_GIL_SWITCH_SECONDS)
@@ -116,7 +119,7 @@ class ConcurrentWorker(SimpleWorker):
                 else self._ordered_queues
             wait = None if burst else (_WEBHOOKS_ONLY_WAIT_SECONDS if webhooks_only else timeout)
             try:
-                result = self._dequeue_from(queues, wait)
+                result = self._dequeue_from(queues, wait, free=free)
             except DequeueTimeout:
                 continue
             except RedisError as exc:  # connection refused or reset, a timeout, a Redis still loading its data
@@ -139,12 +142,16 @@ class ConcurrentWorker(SimpleWorker):
                 continue
             return None
 
-    def _dequeue_from(self, queues: list[Queue], wait: int | None) -> tuple[Job, Queue] | None:
+    def _dequeue_from(self, queues: list[Queue], wait: int | None, *, free: int = 1) -> tuple[Job, Queue] | None:
         """One dequeue, with as few Redis round trips as a busy worker can afford: the main thread dequeues for
         32 slots (several jobs per missed call: the event, its echo, the CRM follow-ups), and every round trip it
         makes also waits for the GIL behind the job threads. So the worker's heartbeat (a TTL of minutes) goes
         at most once a second, its state only when it has nothing running, and its own top-up of the queues from
-        the announcement lists at most every `_ADMIT_EVERY_SECONDS` (the maintenance admitter tops them up too)."""
+        the announcement lists at most every `_ADMIT_EVERY_SECONDS` (the maintenance admitter tops them up too).
+        With several slots free, one round trip pops a job for each (`_pop_several`); the next dequeues hand them
+        out without asking Redis."""
+        if self._ready:
+            return self._ready.popleft()
         now = time.monotonic()
         if not self._running():
             self.set_state(WorkerStatus.IDLE)
@@ -156,6 +163,11 @@ class ConcurrentWorker(SimpleWorker):
         if now - self._last_admit_at >= _ADMIT_EVERY_SECONDS:
             admit_new_events(self.connection, config=get_worker_config(self.app))
             self._last_admit_at = now
+        if free > 1:
+            popped = self._pop_several(queues, free)
+            if popped:
+                self._ready.extend(popped[1:])
+                return popped[0]
         self._waiting_for_work = True
         try:
             if self._stop_requested:
@@ -172,6 +184,28 @@ class ConcurrentWorker(SimpleWorker):
         job.redis_server_version = self.get_redis_server_version()
         self.log.debug("Worker %s: %s: %s", self.name, queue.name, job.id)
         return result
+
+    def _pop_several(self, queues: list[Queue], count: int) -> list[tuple[Job, Queue]]:
+        """Up to `count` waiting jobs, queues in priority order: one LPOP per queue and one fetch of the lot. Jobs
+        other than webhook events never take the slots kept for those."""
+        popped: list[tuple[Job, Queue]] = []
+        for queue in queues:
+            room = count - len(popped) if queue.name == WEBHOOKS_QUEUE else count - self.webhook_slots - len(popped)
+            if room <= 0:
+                continue
+            raw_ids = self.connection.lpop(queue.key, room) or []
+            ids = [raw.decode() if isinstance(raw, bytes) else raw for raw in raw_ids]
+            if ids:
+                jobs = self.job_class.fetch_many(ids, connection=self.connection, serializer=self.serializer)
+                # A job deleted meanwhile (its TTL ran out) has nothing to run.
+                popped.extend((job, queue) for job in jobs if job is not None)
+            if len(popped) >= count:
+                break
+        version = self.get_redis_server_version() if popped else None
+        for job, queue in popped:
+            job.redis_server_version = version
+            self.log.debug("Worker %s: %s: %s", self.name, queue.name, job.id)
+        return popped
 
     def _wait_for_redis(self, exc: Exception) -> None:
         """One line when Redis goes away, then a quiet wait with backoff until it answers a PING."""
@@ -302,6 +336,11 @@ class ConcurrentWorker(SimpleWorker):
         os._exit(1)
 
     def teardown(self) -> None:
+        # Jobs popped for slots but not started go back to the front of their queues, in order.
+        while self._ready:
+            job, queue = self._ready.pop()
+            with contextlib.suppress(RedisError):
+                self.connection.lpush(queue.key, job.id)
         self._executor.shutdown(wait=True)
         try:
             super().teardown()
