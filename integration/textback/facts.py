@@ -189,18 +189,18 @@ class FactGatherer:
             SettingsError: the location's stored settings do not validate.
             GHLError, TokenUnavailable: HighLevel could not be asked.
         """
+        now = self.clock()
         with self.database.session() as session:
             live = location_is_live(session, call.location_id)
             problem = None if live else why_not_live(session, call.location_id)
             enabled, settings = self.settings_for(session, call.location_id)
-        now = self.clock()
+            early_search = live and enabled and self._texted_before(session, call, settings=settings, now=now)
         if not (live and enabled):
             facts = CallFacts(now=now, call=call, first_seen_at=first_seen_at, location_live=live,
                               location_enabled=enabled, location_problem=problem)
             return Gathered(facts, settings, None)
 
         lookup = self.profiles.lookup(call.location_id)
-        early_search = self._texted_before(call, settings=settings, now=now)
         # What does not depend on each other is asked for together: the contact, a cold profile, an early search.
         reads: list[Callable] = [partial(self._read_contact, call.location_id, call.contact_id)]
         if lookup.profile is None:
@@ -245,20 +245,20 @@ class FactGatherer:
         )
         return Gathered(facts, settings, profile)
 
-    def _texted_before(self, call: Missed, *, settings: TextBackSettings, now: datetime) -> bool:
+    def _texted_before(self, session: Session, call: Missed, *, settings: TextBackSettings, now: datetime) -> bool:
         """Whether to start the open-opportunity search with the contact read: a contact we texted for an earlier
         call (integration.textback.customers.texted_before)."""
         if not call.contact_id or not search_can_matter(settings):
             return False
-        with self.database.session() as session:
-            earlier = session.execute(
-                select(SendIntent.to_number, SendIntent.sent_at)
-                .where(SendIntent.location_id == call.location_id, SendIntent.contact_id == call.contact_id,
-                       SendIntent.status == SendIntent.SENT, SendIntent.call_key != call.call_key)
-                .order_by(SendIntent.sent_at.desc()).limit(1)).first()
-            if earlier is None:
-                return False
-            caller = session.get(Caller, (call.location_id, earlier.to_number))
+        earlier = session.execute(
+            select(SendIntent.to_number, SendIntent.sent_at)
+            .where(SendIntent.location_id == call.location_id, SendIntent.contact_id == call.contact_id,
+                   SendIntent.status == SendIntent.SENT, SendIntent.sent_at.is_not(None),
+                   SendIntent.call_key != call.call_key)
+            .order_by(SendIntent.sent_at.desc()).limit(1)).first()
+        if earlier is None:
+            return False
+        caller = session.get(Caller, (call.location_id, earlier.to_number))
         return texted_before(earlier.sent_at, opted_out=caller is not None and caller.opted_out_at is not None,
                              settings=settings, now=now)
 
