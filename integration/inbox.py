@@ -1,8 +1,13 @@
 """The receiver's side of the webhook inbox: parse a verified body, decide whether it is ours, store it once.
 
 DESIGN §4.1 and §4.5: a valid signature only proves HighLevel sent the event, not that it is for us.
-Events for another app, or for a location that is not a live installation, are still stored (status
+Events for another app, or for a location we know is not installed (uninstalled), are still stored (status
 `ignored`, with the reason) so an operator can see what arrived; they are never processed.
+
+An event for a location we have never seen is not decided here: HighLevel does not order its webhooks, so a
+missed call for a sub-account an agency has just approved can arrive before its INSTALL has been processed
+(issue 13, defect 1). It is stored pending, and the worker decides once the install has settled
+(oauth.install_wait): processed when the location is provisioned, ignored when no install came in time.
 """
 
 from __future__ import annotations
@@ -14,7 +19,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, PoolProxiedConnection, and_, bindparam, case, literal, not_, null, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    PoolProxiedConnection,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    not_,
+    null,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -23,12 +40,14 @@ from integration.models import Location, WebhookEvent
 from integration.textback.missed_call import is_call, never_missed
 
 __all__ = [
-    "PayloadError", "Receipt", "StoredEvent", "classify_event", "dedupe_key_for", "insert_statement", "parse_payload",
-    "store_event", "store_event_autocommit",
+    "UNKNOWN_LOCATION_REASON", "PayloadError", "Receipt", "StoredEvent", "classify_event", "dedupe_key_for",
+    "insert_statement", "parse_payload", "store_event", "store_event_autocommit",
 ]
 
 # Lifecycle events are about the installation itself: never ignored for "location not installed".
 LIFECYCLE_EVENTS = frozenset({"INSTALL", "UNINSTALL"})
+# The reason a pending event carries while its location is unknown; the worker replaces it (oauth.install_wait).
+UNKNOWN_LOCATION_REASON = "unknown location: waiting for its install"
 _ID_LIMIT = 64
 # The event types whose calls the workers classify (workers.handlers.messages).
 _CALL_EVENT_TYPES = frozenset({"InboundMessage", "OutboundMessage"})
@@ -225,7 +244,9 @@ def insert_statement(dialect: str):
     """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING, for one event.
 
     For an event with `check_location`, the status comes from the location's row, read inside the INSERT
-    (no extra round trip, and as of the insert): pending when installed, else ignored with the reason.
+    (no extra round trip, and as of the insert): pending when installed; pending too when there is no row (a
+    location we have never seen may be one whose install is still on its way: the worker decides, see the
+    module docstring); ignored with the reason when the row says it is not installed.
     """
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -240,14 +261,15 @@ def insert_statement(dialect: str):
 
     checking = bindparam("check_location", type_=columns.attempts.type) == 1  # 1/0: booleans differ by dialect
     location_status = select(Location.status).where(Location.id == param("location_id")).scalar_subquery()
+    # No row reads as "installed" here: pending, for the worker to decide once the install settles.
     status = case(
-        (and_(checking, location_status == "installed"), literal("pending")),
+        (and_(checking, func.coalesce(location_status, literal("installed")) == "installed"), literal("pending")),
         (checking, literal("ignored")),
         else_=param("status"),
     )
     reason = case(
         (not_(checking), param("status_reason")),
-        (location_status.is_(None), literal("unknown location")),
+        (location_status.is_(None), literal(UNKNOWN_LOCATION_REASON)),
         (location_status != "installed", literal("location not installed (status ") + location_status + literal(")")),
         else_=null(),
     )

@@ -124,13 +124,18 @@ class WebhookEvent(Base):
     # would cost every insert on the ack path a little more.
     event_type: Mapped[str] = mapped_column(String(64))
     company_id: Mapped[str | None] = mapped_column(String(64))
-    # No index of its own: the one lookup by location (a pending UNINSTALL) goes through the UNINSTALL index.
+    # No index of its own: the lookups by location (a pending UNINSTALL; events waiting for the location's install)
+    # go through partial indexes that the receiver's INSERT never writes to (oauth.models).
     location_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONType)
     # pending | processing | done | ignored | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     status_reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Of those claims, the ones that found the location's install not settled yet and gave the event back
+    # (oauth.install_wait): `attempts` stays the fencing token, `attempts - install_waits` is what
+    # EVENT_MAX_ATTEMPTS counts. A server default only: the receiver's INSERT never names it.
+    install_waits: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The worker process holding a `processing` event (integration.liveness): a dead holder's event is taken

@@ -6,9 +6,10 @@ HighLevel retries a webhook only when we answer 429; every other answer is final
   route: never a 5xx, which HighLevel would treat as "drop it";
 - 401 for a bad signature, 400 for a signed body that is not a JSON object, 413 for an oversized one
   (all final, all logged, none echoing the body).
-Events for another app or a location that is not installed are stored as `ignored` and answered 200:
+Events for another app or a location that is no longer installed are stored as `ignored` and answered 200:
 HighLevel never retries a non-429, so the status code only matters for its logs, while a stored row
-tells an operator what arrived and why nothing happened.
+tells an operator what arrived and why nothing happened. An event for a location we have never seen is stored
+pending: its install may still be on its way, and the worker decides (integration.inbox, oauth.install_wait).
 There is no freshness window on the body's `timestamp`: HighLevel's 429 retries come 10-70 minutes later
 and may keep the original timestamp (unverified), so a Stripe-style 5-minute window could refuse the very
 retries we asked for. Replays are stopped by the dedupe key instead, which is kept for good.

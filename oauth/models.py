@@ -77,3 +77,11 @@ _UNINSTALL_ROWS = "event_type = 'UNINSTALL'"
 # that question cheap however large the inbox grows. Partial: no other event ever writes to it.
 Index("ix_webhook_events_uninstall_received", WebhookEvent.received_at,
       postgresql_where=text(_UNINSTALL_ROWS), sqlite_where=text(_UNINSTALL_ROWS))
+
+WAITING_FOR_INSTALL_SQL = "status = 'pending' AND install_waits > 0"
+# When a location's token is stored, its events waiting for the install are run at once (oauth.install_wait; the
+# lookup repeats this predicate word for word, so PostgreSQL can use the index whatever plan it caches).
+# Only an event a worker has already given back holds install_waits > 0, so the receiver's INSERT (0) and every
+# ordinary event's claim and finish never write to this index, and it holds just the events waiting right now.
+Index("ix_webhook_events_waiting_for_install", WebhookEvent.location_id,
+      postgresql_where=text(WAITING_FOR_INSTALL_SQL), sqlite_where=text(WAITING_FOR_INSTALL_SQL))

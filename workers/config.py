@@ -81,6 +81,9 @@ class WorkerConfig:
     # Attempts (claims) before an event is marked failed, and the wait before each retry.
     event_max_attempts: int = 6
     event_retry_delays: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    # How long an event for a location whose install has not settled waits for it, from its arrival; then it is
+    # ignored with that reason (oauth.install_wait). Waiting is not an attempt.
+    install_wait_seconds: float = 600.0
     # The sweeper: how often it runs, and how old a pending event must be before it re-enqueues it
     # (younger ones were just enqueued by the receiver).
     sweep_interval_seconds: float = 2.0
@@ -146,6 +149,8 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
                                      defaults.event_max_attempts, minimum=1),
         event_retry_delays=parse_delays("EVENT_RETRY_DELAYS", env.get("EVENT_RETRY_DELAYS"),
                                         defaults.event_retry_delays),
+        install_wait_seconds=parse_float("INSTALL_WAIT_SECONDS", env.get("INSTALL_WAIT_SECONDS"),
+                                         defaults.install_wait_seconds, minimum=1.0),
         sweep_interval_seconds=parse_float("SWEEP_INTERVAL_SECONDS", env.get("SWEEP_INTERVAL_SECONDS"),
                                            defaults.sweep_interval_seconds, minimum=0.1),
         sweep_min_age_seconds=parse_float("SWEEP_MIN_AGE_SECONDS", env.get("SWEEP_MIN_AGE_SECONDS"),

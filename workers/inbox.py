@@ -102,9 +102,17 @@ def finish_event(database: Database, event: ClaimedEvent, *, status: str, reason
     return _update_held(database, event, status=status, status_reason=_clip(reason), processed_at=utcnow())
 
 
-def release_for_retry(database: Database, event: ClaimedEvent, *, reason: str) -> bool:
-    """Put the event back to pending after a failed attempt; `claimed_at` marks when the attempt ended."""
-    return _update_held(database, event, status=PENDING, status_reason=_clip(reason), claimed_at=utcnow())
+def release_for_retry(database: Database, event: ClaimedEvent, *, reason: str, counts: bool = True) -> bool:
+    """Put the event back to pending after a failed attempt; `claimed_at` marks when the attempt ended.
+
+    `counts=False` gives the attempt back: the event waited for its location's install, which is no failure
+    (oauth.install_wait). `attempts` still grows, as the fencing token must; `install_waits` records the claim
+    so that EVENT_MAX_ATTEMPTS counts only the others.
+    """
+    values: dict = {"status": PENDING, "status_reason": _clip(reason), "claimed_at": utcnow()}
+    if not counts:
+        values["install_waits"] = _EVENT.install_waits + 1
+    return _update_held(database, event, **values)
 
 
 def renew_lease(database: Database, event: ClaimedEvent) -> bool:

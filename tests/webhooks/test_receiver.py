@@ -197,18 +197,28 @@ def test_uninstall_for_uninstalled_location_is_not_ignored(client, settings, sig
 # --- Stored but ignored ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("make_location", "reason"), [
-    (lambda live_location: "neverInstalled000001", "unknown location"),
-    (lambda live_location: live_location(status="uninstalled"), "location not installed (status uninstalled)"),
-])
-def test_event_for_a_location_that_is_not_live_is_stored_ignored(client, signed_webhook, live_location, redis_client,
-                                                                 make_location, reason):
-    body, headers = signed_webhook(missed_call(make_location(live_location)))
+def test_event_for_an_uninstalled_location_is_stored_ignored(client, signed_webhook, live_location, redis_client):
+    """A location we know was uninstalled stays decided at the receiver: no install is on its way."""
+    body, headers = signed_webhook(missed_call(live_location(status="uninstalled")))
     response = post(client, body, headers)
     assert response.status_code == 200
     [row] = rows()
-    assert (row.status, row.status_reason) == ("ignored", reason)
+    assert (row.status, row.status_reason) == ("ignored", "location not installed (status uninstalled)")
     assert announced_event_ids(redis_client, count=0) == []
+
+
+@pytest.mark.parametrize("app_id", [None, "ours"], ids=["no appId (as message webhooks come)", "our appId"])
+def test_event_for_a_location_never_seen_is_kept_pending_for_the_worker_to_decide(
+        client, settings, signed_webhook, redis_client, app_id):
+    """Issue 13, defect 1: this was stored as `ignored (unknown location)`, and a missed call that HighLevel
+    delivered before its location's INSTALL had been processed was never texted. Now the worker decides once the
+    install has settled (tests/workers/test_install_wait.py)."""
+    payload = missed_call("neverSeenLocation001", app_id=settings.ghl_app_id if app_id else None)
+    response = post(client, *signed_webhook(payload))
+    assert response.status_code == 200
+    [row] = rows()
+    assert (row.status, row.status_reason) == ("pending", "unknown location: waiting for its install")
+    assert announced_event_ids(redis_client, count=1) == [row.id]
 
 
 def test_event_for_another_app_is_stored_ignored(client, signed_webhook, live_location, redis_client):
