@@ -60,6 +60,9 @@ def handle_install(payload: dict, *, event_id: int) -> str | None:
 
     if location_id:
         if location_live:
+            # Its events waiting for the install were woken when the token was stored; again here, cheaply, in
+            # case that wake-up was lost (Redis unreachable at the time).
+            oauth.wake_waiting_events([location_id])
             return f"location {location_id} already has a live token"
         if not holds_company:
             # A sub-account install: its token arrives through the OAuth callback, not here.

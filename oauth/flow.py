@@ -82,11 +82,14 @@ class InstallFlow:
         provisioner: provisions an agency's sub-accounts after an agency install.
         scopes: the scopes to request (default: marketplace.json).
         clock: returns the current UTC time.
+        on_location_live: called with [location id] after a sub-account install's token is committed: events
+            that arrived before it are waiting for it (oauth.install_wait). Must not raise.
     """
 
     def __init__(self, *, settings, database: Database, states: OAuthStateStore, store: InstallationStore,
                  client, provisioner: Provisioner, scopes: tuple[str, ...] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 on_location_live: Callable[[list[str]], object] | None = None) -> None:
         self.settings = settings
         self.database = database
         self.states = states
@@ -95,6 +98,7 @@ class InstallFlow:
         self.provisioner = provisioner
         self.scopes = scopes if scopes is not None else requested_scopes()
         self.clock = clock
+        self.on_location_live = on_location_live
 
     @property
     def redirect_uri(self) -> str:
@@ -157,6 +161,8 @@ class InstallFlow:
         log.info("installed: %s %s (company %s, bulk=%s, started %s)", grant.user_type, grant.resource_id,
                  grant.company_id, grant.is_bulk_installation, "by us" if sent_state else "from the Marketplace")
 
+        if grant.user_type != COMPANY and self.on_location_live is not None:
+            self.on_location_live([grant.location_id])
         report = self._provision(grant) if grant.user_type == COMPANY else None
         return Success(user_type=grant.user_type, resource_id=grant.resource_id,
                        redirect_to="/app?" + urlencode({"installed": grant.resource_id}), report=report)

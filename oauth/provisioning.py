@@ -5,6 +5,9 @@ mints a Location token for each that lacks a live one. Minting is idempotent: a 
 already provisioned is skipped. A location whose token cannot be minted is recorded with the reason
 and retried later with backoff (`retry_due`), never silently dropped; after `max_attempts` it stays
 visible as `gave_up` until a new install (or INSTALL webhook) tries again.
+
+Each location whose token is stored is announced to `on_location_live` right after the commit: events that
+arrived before the install had settled are waiting for exactly that (oauth.install_wait).
 """
 
 from __future__ import annotations
@@ -59,11 +62,14 @@ class Provisioner:
         time_budget: seconds `provision_company` spends minting before leaving the rest `pending`
             for the periodic job (keeps the install callback responsive for large agencies).
         clock: returns the current UTC time.
+        on_location_live: called with [location id] after each commit that stored a Location token (it must not
+            raise; oauth.install_wait.wake_waiting_events does not).
     """
 
     def __init__(self, *, database: Database, store: InstallationStore, client, app_id: str,
                  max_attempts: int = 8, time_budget: float = 20.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 on_location_live: Callable[[list[str]], object] | None = None) -> None:
         self.database = database
         self.store = store
         self.client = client
@@ -71,6 +77,7 @@ class Provisioner:
         self.max_attempts = max_attempts
         self.time_budget = time_budget
         self.clock = clock
+        self.on_location_live = on_location_live
 
     # --- Whole agency ---
 
@@ -203,6 +210,10 @@ class Provisioner:
                 record.last_attempt_at = self.clock()
         log.info("agency %s: location %s provisioned", company_id, location_id)
         report.provisioned.append(location_id)
+        if self.on_location_live is not None:
+            # Per location, not once per agency: in a large bulk install the first locations' waiting missed
+            # calls must not wait for the last location's token.
+            self.on_location_live([location_id])
 
     def _record_failure(self, *, company_id: str, location_id: str, reason: str) -> None:
         now = self.clock()

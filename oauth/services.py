@@ -6,7 +6,9 @@ provider is the InstallationTokenProvider, so every call uses (and refreshes) st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from flask import Flask, current_app
 
@@ -14,6 +16,7 @@ from integration.db import Database
 from integration.extensions import db, get_redis, get_settings
 from integration.ghl.client import GHLClient, client_from_settings
 from oauth.crypto import TokenCipher
+from oauth.install_wait import wake_waiting_events
 from oauth.provisioning import Provisioner
 from oauth.state import OAuthStateStore
 from oauth.store import InstallationStore
@@ -35,6 +38,8 @@ class OAuthServices:
     tokens: InstallationTokenProvider
     client: GHLClient
     provisioner: Provisioner
+    # Runs the events waiting for these locations' installs; call after committing their tokens (oauth.install_wait).
+    wake_waiting_events: Callable[[list[str]], int]
 
 
 def build_oauth_services(settings, *, database: Database, redis, client: GHLClient | None = None) -> OAuthServices:
@@ -48,9 +53,11 @@ def build_oauth_services(settings, *, database: Database, redis, client: GHLClie
     elif client.token_provider is None:
         client.token_provider = tokens
     tokens.attach_client(client)
-    provisioner = Provisioner(database=database, store=store, client=client, app_id=settings.ghl_app_id)
+    wake = partial(wake_waiting_events, database, redis)
+    provisioner = Provisioner(database=database, store=store, client=client, app_id=settings.ghl_app_id,
+                              on_location_live=wake)
     return OAuthServices(database=database, cipher=cipher, store=store, states=OAuthStateStore(database),
-                         tokens=tokens, client=client, provisioner=provisioner)
+                         tokens=tokens, client=client, provisioner=provisioner, wake_waiting_events=wake)
 
 
 def get_oauth(app: Flask | None = None) -> OAuthServices:

@@ -27,7 +27,8 @@ def get_install_flow() -> InstallFlow:
     if flow is None:
         oauth = get_oauth(app)
         flow = InstallFlow(settings=get_settings(app), database=oauth.database, states=oauth.states,
-                           store=oauth.store, client=oauth.client, provisioner=oauth.provisioner)
+                           store=oauth.store, client=oauth.client, provisioner=oauth.provisioner,
+                           on_location_live=oauth.wake_waiting_events)
         app.extensions["textback.install_flow"] = flow
     return flow
 
