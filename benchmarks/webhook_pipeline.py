@@ -430,7 +430,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--locations", type=int, default=50, help="sub-accounts installed (default 50)")
     parser.add_argument("--lift-rate-limits", action="store_true",
                         help="lift HighLevel's 100 / 10 s per location in the sandbox and in our client")
-    parser.add_argument("--search-rates", default="20,30,40,50,60,80",
+    parser.add_argument("--search-rates", default="5,8,10,12,15,20,25,30",
                         help="phase 4: rates tried, in order, until one misses p99 <= 1 s")
     parser.add_argument("--search-seconds", type=float, default=20.0, help="phase 4: seconds per rate")
     parser.add_argument("--worker-nice", type=int, default=None,
