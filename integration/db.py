@@ -96,8 +96,8 @@ class Database:
             autocommit: every statement is its own transaction (the webhook ack path: one INSERT, one round trip).
             statement_timeout_ms: give up on a statement (or, on SQLite, a lock wait) after this long instead
                 of hanging; set on the connection once, so it costs nothing per transaction.
-            pool_size: connections kept open, and twice as many more opened at peak (SQLAlchemy's default:
-                5 + 10); a worker running many jobs at once asks for more.
+            pool_size: connections kept open, and a quarter more opened at peak (SQLAlchemy's default: 5 + 10);
+                a worker running many jobs at once asks for one per job.
         """
         if self.engine is not None:
             self.engine.dispose()
@@ -119,7 +119,7 @@ class Database:
             options["poolclass"] = NullPool
         elif pool_size is not None:
             options["pool_size"] = pool_size
-            options["max_overflow"] = 2 * pool_size
+            options["max_overflow"] = max(2, pool_size // 4)
         engine = create_engine(url, **options)
         if sqlite:
             busy_timeout_ms = 15000 if statement_timeout_ms is None else int(statement_timeout_ms)

@@ -144,7 +144,7 @@ class ConcurrentWorker(SimpleWorker):
 
     def _dequeue_from(self, queues: list[Queue], wait: int | None, *, free: int = 1) -> tuple[Job, Queue] | None:
         """One dequeue, with as few Redis round trips as a busy worker can afford: the main thread dequeues for
-        32 slots (several jobs per missed call: the event, its echo, the CRM follow-ups), and every round trip it
+        its slots (several jobs per missed call: the event, its echo, the CRM follow-ups), and every round trip it
         makes also waits for the GIL behind the job threads. So the worker's heartbeat (a TTL of minutes) goes
         at most once a second, its state only when it has nothing running, and its own top-up of the queues from
         the announcement lists at most every `_ADMIT_EVERY_SECONDS` (the maintenance admitter tops them up too).

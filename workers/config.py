@@ -62,9 +62,9 @@ class WorkerConfig:
     processes: int = field(default_factory=lambda: default_processes())
     # Jobs one worker process runs at once, in threads (workers.concurrent): a job mostly waits on HighLevel, so
     # this, not the CPU, bounds a worker's throughput. Ignored with fork_per_job (one job per horse).
-    concurrency: int = 32
+    concurrency: int = 16
     # Of those, slots only webhook-event jobs may take: a burst of CRM follow-ups never delays a text.
-    webhook_slots: int = 8
+    webhook_slots: int = 4
     # Each worker process writes a heartbeat this often (integration.liveness); one silent for
     # `dead_after_seconds` is dead, and the event or text it held is taken over at once.
     heartbeat_seconds: float = 1.0
