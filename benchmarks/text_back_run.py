@@ -18,7 +18,7 @@ import concurrent.futures
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from benchmarks.loadgen import open_loop, percentile
 from benchmarks.memory import RssPeak
@@ -229,7 +229,3 @@ def _outcomes(database, contact_ids: set[str]) -> dict:
         rows = session.execute(select(MissedCall.contact_id, MissedCall.status, MissedCall.outcome)).all()
     return dict(Counter(f"{status}: {(outcome or '')[:70]}" for contact, status, outcome in rows
                         if contact in contact_ids).most_common(8))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

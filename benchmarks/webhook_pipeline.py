@@ -1,14 +1,16 @@
-"""Benchmark the webhook pipeline end to end (issue 4): gunicorn + `python -m workers` + the sandbox.
+"""Benchmark the webhook pipeline end to end (issues 4 and 13): the Procfile as shipped + the sandbox.
 
     .venv/bin/python -m benchmarks.webhook_pipeline [--duration 60] [--ack-rate 100] [--call-rate 20]
 
-Starts, on this machine: the sandbox (`python -m integration.cli sandbox`), the app under gunicorn,
-`python -m workers` processes, and a bare Flask endpoint (benchmarks/bare_endpoint.py: signature
-check only) under the same gunicorn settings, all on DATABASE_URL (PostgreSQL) and REDIS_URL. It
-WIPES that database and Redis db first: point them at a database of their own (defaults: h_bench, db 7;
-a database whose name does not contain "bench" is wiped only with --wipe-database). Two runs on the same
-database and Redis db cannot overlap (a lock file says so).
-The app is installed on the three seed sub-accounts through the real consent page and callback.
+Starts, on this machine: the sandbox (`python -m integration.cli sandbox --latency highlevel`), the app under
+gunicorn with the Procfile's settings, one `python -m workers` (which runs WORKER_PROCESSES itself), and a bare
+Flask endpoint (benchmarks/bare_endpoint.py: signature check only) under the same gunicorn settings, all on
+DATABASE_URL (PostgreSQL) and REDIS_URL. It WIPES that database and Redis db first: point them at a database of
+their own (defaults: h_bench, db 7; a database whose name does not contain "bench" is wiped only with
+--wipe-database). Two runs on the same database and Redis db cannot overlap (a lock file says so).
+An agency of --locations (50) sub-accounts is installed in bulk through the real consent page and callback;
+HighLevel's 100 requests / 10 s per location stay in force (--lift-rate-limits lifts them), and the sandbox
+delivers only the webhook types marketplace.json subscribes to.
 
 Phase 1, acknowledgement: signed InboundMessage webhooks of answered calls at --ack-rate for
 --duration, lasting 1 to 5 minutes. Those of 2 minutes or more can be no location's missed call and
@@ -16,24 +18,17 @@ the receiver stores them as ignored (integration.textback.missed_call.never_miss
 is queued and classified by the workers under the location's settings (sending nothing), so the
 receiver is measured while the workers share the machine. --answers-need-workers makes every answered
 call shorter than 2 minutes, so every webhook is a job, as all were before the receiver decided.
-Answered calls, not missed ones: a text per webhook at 100/s would measure the text path, which phase 2
-does.
-Phase 2, text back: missed calls at --call-rate for --duration, each from a caller the sandbox
-knows (its own contact: the per-caller cooldown would skip repeats). Latency is from the moment the
-webhook is sent to the moment the sandbox records POST /conversations/messages (its dateAdded, ms
-resolution, same clock). Every call must produce exactly one text.
+Phase 2, text back: missed calls at --call-rate for --duration, every CRM follow-up running; what is measured
+is in benchmarks.text_back_run (webhook -> send request arrival at the sandbox, exactly once, the follow-up's
+completion, requests per location per 10 s, worker memory).
+Phase 4, the largest of --search-rates held with p99 <= 1 s; phase 5, phase 2 with the latency model off.
 Phase 3, ceiling: closed loop, --clients keep-alive clients for --ceiling-seconds against the bare
 endpoint, then against ours (answered calls, the same mix, each unique so each is a real insert), once with
 the workers processing what arrives and once with them paused (SIGSTOP), the receiver alone.
 
 Every phase prints where the CPU went (per process group, and what the rest of the machine used:
 on a shared machine other work skews every figure). Logs, per-request CSVs and the report are kept
-in --run-dir (a temporary directory by default).
-
-HighLevel's 100 requests / 10 s per location would cap phase 2 at about 3 texts/s per location
-(each text also reads the contact and its opportunities), so both the sandbox's limit and our
-client's limiter (GHL_RATE_LIMIT) are lifted for the run: this measures our pipeline, not HighLevel's
-limit. The daily cap is raised to its maximum on the three locations for the same reason.
+in --run-dir (a temporary directory by default). The daily cap is raised to its maximum on every location.
 """
 
 from __future__ import annotations

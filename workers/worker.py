@@ -1,9 +1,10 @@
-"""The RQ worker classes: in-process (default) or forking, each handling database connections correctly.
+"""The RQ worker classes: in-process or forking, each handling database connections correctly.
 
-TextbackSimpleWorker runs jobs in the worker process, so the connection pool stays warm between jobs:
-on a busy 2-core host a forked horse spent 50-300 ms opening its first PostgreSQL connection, most of
-the "missed call to text" budget. A crashed or killed worker loses nothing either way: the event's
-lease expires and the sweeper hands it to another worker.
+`python -m workers` runs workers.concurrent.ConcurrentWorker (jobs in threads of the worker process, the
+connection pool warm between jobs: on a busy 2-core host a forked horse spent 50-300 ms opening its first
+PostgreSQL connection). TextbackSimpleWorker runs jobs in the process one at a time (the tests' burst worker).
+A crashed or killed worker loses nothing either way: its heartbeat stops (or its lease expires) and the sweeper
+hands the event to another worker.
 
 TextbackWorker (WORKER_FORK_PER_JOB=true) is RQ's forking Worker, with connections owned by each horse.
 
