@@ -30,17 +30,15 @@ def create_app(config: Settings | Mapping[str, object] | None = None, *, null_po
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.webhook_max_bytes,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="None" if settings.public_base_url.startswith("https") else "Lax",
-        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https"),
         TEXTBACK=settings,
     )
 
-    from integration import extensions
+    from integration import extensions, web_security
     from integration.logging_setup import configure_logging
 
     configure_logging(app)
     extensions.init_app(app, settings, null_pool=null_pool, db_pool_size=db_pool_size)
+    web_security.init_app(app, settings)
 
     from integration.health import bp as health_bp
 

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Modules that declare tables. Each capability adds its models module here and a migration.
-MODEL_MODULES = ["integration.models", "oauth.models", "integration.textback.models", "integration.crm.models"]
+MODEL_MODULES = ["integration.models", "oauth.models", "integration.textback.models", "integration.crm.models",
+                 "integration.settings_page.test_text"]
 
 
 def import_all_models() -> None:

@@ -28,6 +28,9 @@ class Company(Base):
     name: Mapped[str | None] = mapped_column(String(255))
     # Settings every new sub-account of this agency starts with (same shape as LocationSettings.values).
     default_settings: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # From the INSTALL webhook's whitelabelDetails.domain: the agency's own HighLevel address, which may
+    # embed our page (integration.web_security frame-ancestors). None when not white-labelled.
+    whitelabel_domain: Mapped[str | None] = mapped_column(String(253))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -51,6 +51,7 @@ def handle_install(payload: dict, *, event_id: int) -> str | None:
     with oauth.database.transaction() as session:
         holds_company = False
         if company_id:
+            _remember_whitelabel_domain(session, company_id, payload)
             agency = session.get(AgencyInstall, company_id)
             company_row = oauth.store.find(session, company_id, user_type="Company")
             holds_company = (agency is not None and agency.status == "installed" and company_row is not None
@@ -76,6 +77,21 @@ def handle_install(payload: dict, *, event_id: int) -> str | None:
         return f"no agency token for company {company_id}; waiting for the OAuth callback"
     report = _transient_raises(lambda: oauth.provisioner.provision_company(company_id))
     return f"company {company_id}: {report.summary()}"
+
+
+def _remember_whitelabel_domain(session, company_id: str, payload: dict) -> None:
+    """The agency's white-label domain (the app page may be embedded there: integration.web_security)."""
+    from integration.models import Company
+    from integration.web_security import normalize_whitelabel_domain
+
+    details = payload.get("whitelabelDetails") if isinstance(payload.get("whitelabelDetails"), dict) else {}
+    domain = normalize_whitelabel_domain(details.get("domain"))
+    company = session.get(Company, company_id)
+    if domain and company is None:
+        company = Company(id=company_id, name=payload.get("companyName") or None, default_settings={})
+        session.add(company)
+    if company is not None and domain and company.whitelabel_domain != domain:
+        company.whitelabel_domain = domain
 
 
 def _transient_raises(provision):

@@ -2,8 +2,8 @@
 
 GET /app shows the form (built by `crm_form`), with the pipelines and users HighLevel lists for the
 session's location, fetched when the page is shown. HighLevel being down does not break the page:
-the form says so and keeps the current choices. POST /app/crm-settings checks the per-session CSRF
-token, validates with the settings schema (every error next to its field), checks the picked ids
+the form says so and keeps the current choices. POST /app/crm-settings (its CSRF token checked by
+integration.web_security) validates with the settings schema (every error next to its field), checks the picked ids
 against HighLevel's lists when they can be had, and saves into LocationSettings.values["crm"].
 The pipelines it lists are also stored as the follow-up's cached directory (integration.crm.pipelines):
 a pipeline created in HighLevel and picked here minutes later is known to the follow-up at once.
@@ -13,14 +13,12 @@ Tenancy: only the location in the SSO session is ever read or written (DESIGN in
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from marshmallow import ValidationError
 
 from integration.app_page import current_context, render_location_page
@@ -30,6 +28,7 @@ from integration.extensions import db, get_redis, get_settings
 from integration.ghl.client import GHLClient, client_from_settings
 from integration.models import Location, LocationSettings
 from integration.textback.settings import merge_documents
+from integration.web_security import csrf_token
 from oauth.store import is_location_active
 
 __all__ = ["CrmForm", "bp", "crm_form"]
@@ -37,7 +36,6 @@ __all__ = ["CrmForm", "bp", "crm_form"]
 log = logging.getLogger(__name__)
 bp = Blueprint("crm_settings", __name__, url_prefix="/app")
 
-CSRF_KEY = "csrf"
 FIELDS = tuple(DEFAULT_CRM_SETTINGS)
 _CLIENT_KEY = "crm.page_client"
 _STAGE_FIELDS = {"new_stage_id": "new", "replied_stage_id": "replied", "booked_stage_id": "booked"}
@@ -54,13 +52,6 @@ class CrmForm:
     errors: dict[str, str] = field(default_factory=dict)
     saved: bool = False
     csrf: str = ""
-
-
-def csrf_token() -> str:
-    """This browser session's CSRF token (made on first use; the SSO exchange starts a new session)."""
-    if CSRF_KEY not in session:
-        session[CSRF_KEY] = secrets.token_urlsafe(24)
-    return session[CSRF_KEY]
 
 
 def _stored_values(location_id: str) -> tuple[dict, dict]:
@@ -153,9 +144,7 @@ def save_crm_settings():
     context = current_context()
     if context is None or not context.get("location_id"):
         abort(401, description="Open TextBack from the sub-account in HighLevel to change its settings.")
-    sent = request.form.get(CSRF_KEY, "")
-    if not sent or not hmac.compare_digest(sent, session.get(CSRF_KEY, "")):
-        abort(400, description="The form expired; reload the page and try again.")
+    # The CSRF token was checked before this view ran (integration.web_security, every POST under /app).
     location_id = context["location_id"]
     submitted = {name: request.form.get(name, "").strip() for name in FIELDS}
     errors: dict[str, str] = {}
