@@ -11,9 +11,10 @@ __all__ = ["all_blueprints"]
 
 
 def all_blueprints() -> list[Blueprint]:
+    from integration.activity.page import bp as activity_bp
     from integration.app_page import bp as app_page_bp
     from integration.crm.page import bp as crm_settings_bp
     from oauth.views import bp as oauth_bp
 
-    blueprints: list[Blueprint] = [app_page_bp, crm_settings_bp, oauth_bp]
+    blueprints: list[Blueprint] = [app_page_bp, crm_settings_bp, oauth_bp, activity_bp]
     return blueprints

@@ -49,6 +49,8 @@ class ContactFacts:
     contact_id: str
     phone: str | None = None
     first_name: str | None = None
+    # The whole name ("Dana Whitfield"): kept with the call's outcome so the activity can be searched by it.
+    name: str | None = None
     dnd: bool = False
     sms_dnd_status: str | None = None
     tags: frozenset[str] = frozenset()
@@ -68,6 +70,7 @@ class ContactFacts:
             contact_id=str(contact.get("id") or ""),
             phone=contact.get("phone") or None,
             first_name=contact.get("firstName") or None,
+            name=_contact_name(contact),
             dnd=bool(contact.get("dnd")),
             sms_dnd_status=(str(sms.get("status")).lower() if sms.get("status") else None),
             tags=frozenset(str(t).strip().lower() for t in tags if str(t).strip()),
@@ -140,6 +143,12 @@ class Defer:
 
 
 Outcome = Proceed | Skip | Defer
+
+
+def _contact_name(contact: Mapping) -> str | None:
+    name = str(contact.get("name") or contact.get("contactName") or "").strip() or " ".join(
+        str(contact.get(part) or "").strip() for part in ("firstName", "lastName")).strip()
+    return name[:255] or None
 
 
 def evaluate(facts: CallFacts, settings: TextBackSettings) -> Outcome:

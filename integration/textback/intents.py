@@ -67,24 +67,26 @@ def record_missed_call(database: Database, call: Missed, *, event_id: int | None
 
 
 def finish_call(database: Database, missed_call_id: int, *, status: str, outcome: str,
-                caller_number: str | None = None) -> None:
-    """Record a final outcome (sent, skipped or failed) with its readable reason (and the caller's number,
-    once the contact told us: replies and opt-outs are matched by it)."""
+                caller_number: str | None = None, contact_name: str | None = None) -> None:
+    """Record a final outcome (sent, skipped or failed) with its readable reason (and the caller's number and
+    name, once the contact told us: replies and opt-outs are matched by the number, the activity searches both)."""
     assert status in MissedCall.FINAL
     with database.transaction() as session:
         session.execute(update(MissedCall).where(MissedCall.id == missed_call_id).values(
             status=status, outcome=outcome, next_attempt_at=None,
-            caller_number=func.coalesce(MissedCall.caller_number, caller_number)))
+            caller_number=func.coalesce(MissedCall.caller_number, caller_number),
+            contact_name=func.coalesce(MissedCall.contact_name, contact_name)))
 
 
 def defer_call(database: Database, missed_call_id: int, *, until: datetime, outcome: str,
-               caller_number: str | None = None) -> None:
+               caller_number: str | None = None, contact_name: str | None = None) -> None:
     """Look at the call again at `until`; the reason says why (quiet hours, delay, a retry)."""
     with database.transaction() as session:
         session.execute(update(MissedCall)
                         .where(MissedCall.id == missed_call_id, MissedCall.status.not_in(MissedCall.FINAL))
                         .values(status=MissedCall.DEFERRED, next_attempt_at=until, outcome=outcome,
-                                caller_number=func.coalesce(MissedCall.caller_number, caller_number)))
+                                caller_number=func.coalesce(MissedCall.caller_number, caller_number),
+                                contact_name=func.coalesce(MissedCall.contact_name, contact_name)))
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def reserve_send(database: Database, *, row: MissedCall, phone: str, body: str, 
             session.flush()
             session.execute(update(MissedCall).where(MissedCall.id == row.id).values(
                 status=MissedCall.SENDING, template_key=template_key, caller_number=phone, next_attempt_at=None,
-                outcome="sending"))
+                outcome="sending", contact_name=func.coalesce(MissedCall.contact_name, row.contact_name)))
             return Reservation(intent_id=intent.id)
     except _Lost as lost:
         return Reservation(lost_to=lost.what)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from integration.db import Base, UTCDateTime, utcnow
+from integration.models import WebhookEvent
 
-__all__ = ["Caller", "ConversationMessage", "DailySendCount", "MissedCall", "SendIntent"]
+__all__ = ["IGNORED_CALLS_SQL", "Caller", "ConversationMessage", "DailySendCount", "MissedCall", "SendIntent"]
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -25,7 +26,8 @@ class MissedCall(Base):
     __tablename__ = "textback_missed_calls"
     __table_args__ = (
         Index("ix_textback_missed_calls_status_next", "status", "next_attempt_at"),
-        Index("ix_textback_missed_calls_location_created", "location_id", "created_at"),
+        # The activity page's keyset order (newest first, id breaking ties) and the report's period scans.
+        Index("ix_textback_missed_calls_location_created_id", "location_id", "created_at", "id"),
     )
 
     # pending -> (deferred ->)* sending -> sent | skipped | failed
@@ -40,6 +42,8 @@ class MissedCall(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(64))
     call_message_id: Mapped[str | None] = mapped_column(String(64))
     caller_number: Mapped[str | None] = mapped_column(String(32))
+    # The caller's name as their HighLevel contact gave it when the call was decided (the activity's search).
+    contact_name: Mapped[str | None] = mapped_column(String(255))
     called_number: Mapped[str | None] = mapped_column(String(32))
     call_status: Mapped[str] = mapped_column(String(32))
     call_duration: Mapped[int | None] = mapped_column(Integer)
@@ -153,3 +157,13 @@ class ConversationMessage(Base):
     body: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Inbound calls that were no missed call (answered, or a status the location does not count), newest first per
+# location: the activity page lists them with their reason. They exist only as ignored inbox rows (the receiver
+# ignores most of them without a job), so this partial index holds just those rows; a missed call's INSERT
+# (pending) never writes to it. The predicate is IGNORED_CALLS_SQL verbatim, as the queries must repeat it.
+IGNORED_CALLS_SQL = ("status = 'ignored' AND (status_reason LIKE 'not a missed call: answered%' "
+                     "OR status_reason LIKE 'not a missed call: % not counted as missed%')")
+Index("ix_webhook_events_ignored_calls", WebhookEvent.location_id, WebhookEvent.received_at, WebhookEvent.id,
+      postgresql_where=text(IGNORED_CALLS_SQL), sqlite_where=text(IGNORED_CALLS_SQL))

@@ -180,17 +180,18 @@ class TextBackSender:
         contact = gathered.facts.contact
         # Kept with the outcome (this row object is detached: nothing is written here).
         row.caller_number = row.caller_number or normalize_number(contact.phone if contact else None)
+        row.contact_name = row.contact_name or (contact.name if contact else None)
         return evaluate(gathered.facts, gathered.settings), gathered
 
     def _record_decision(self, row: MissedCall, decision: Skip | Defer) -> str:
         outcome = decision.describe()
         if isinstance(decision, Skip):
             intents.finish_call(self.database, row.id, status=MissedCall.SKIPPED, outcome=outcome,
-                                caller_number=row.caller_number)
+                                caller_number=row.caller_number, contact_name=row.contact_name)
             log.info("missed call %s (%s): %s", row.id, row.location_id, outcome)
             return outcome
         intents.defer_call(self.database, row.id, until=decision.until, outcome=outcome,
-                           caller_number=row.caller_number)
+                           caller_number=row.caller_number, contact_name=row.contact_name)
         self._schedule(row.id, decision.until)
         log.info("missed call %s (%s): %s", row.id, row.location_id, outcome)
         return outcome
