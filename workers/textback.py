@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from integration.db import utcnow
-from integration.extensions import db, get_redis
+from integration.extensions import db, get_redis, get_settings
 from integration.logging_setup import redact
 from integration.textback import intents
 from integration.textback.facts import FactGatherer
@@ -42,7 +42,8 @@ def get_sender(app: Flask | None = None) -> TextBackSender:
     sender = app.extensions.get(_EXTENSION_KEY)
     if sender is None:
         client = get_oauth(app).client
-        gatherer = FactGatherer(database=db, client=client, redis=get_redis(app))
+        gatherer = FactGatherer(database=db, client=client, redis=get_redis(app),
+                                hedge_after=get_settings(app).ghl_hedge_after)
         config = get_worker_config(app)
         sender = TextBackSender(database=db, client=client, gatherer=gatherer, schedule=schedule_missed_call,
                                 dead_after=timedelta(seconds=config.dead_after_seconds),

@@ -43,7 +43,7 @@ from integration.textback.models import Caller, DailySendCount, SendIntent
 from integration.textback.phone import normalize_number
 from integration.textback.profiles import SOFT_TTL_SECONDS, LocationProfile, LocationProfiles
 from integration.textback.settings import TextBackSettings, effective_settings
-from integration.textback.together import run_together
+from integration.textback.together import hedged, run_together
 from oauth.store import NEEDS_RECONNECT, is_location_active
 
 __all__ = ["FactGatherer", "Gathered", "LocationProfile", "business_day", "location_is_live", "why_not_live"]
@@ -100,12 +100,15 @@ class FactGatherer:
         clock: returns the current UTC time (the guards' clock; cache ages use wall-clock time).
         profile_ttl: the profile's soft TTL, after which the follow-up refreshes it.
         profiles, pipelines: the caches, when the caller builds its own.
+        hedge_after: seconds after which an unanswered contact read is asked once more (0: never).
     """
 
     def __init__(self, *, database: Database, client, redis: Redis | None = None,
                  clock: Callable[[], datetime] = utcnow, profile_ttl: int = PROFILE_TTL_SECONDS,
-                 profiles: LocationProfiles | None = None, pipelines: Pipelines | None = None) -> None:
+                 profiles: LocationProfiles | None = None, pipelines: Pipelines | None = None,
+                 hedge_after: float = 0) -> None:
         self.database = database
+        self.hedge_after = hedge_after
         self.client = client
         self.redis = redis
         self.clock = clock
@@ -202,7 +205,9 @@ class FactGatherer:
 
         lookup = self.profiles.lookup(call.location_id)
         # What does not depend on each other is asked for together: the contact, a cold profile, an early search.
-        reads: list[Callable] = [partial(self._read_contact, call.location_id, call.contact_id)]
+        # The text waits on the contact read: its tail is cut by asking again (together.hedged).
+        reads: list[Callable] = [hedged(partial(self._read_contact, call.location_id, call.contact_id),
+                                        after=self.hedge_after)]
         if lookup.profile is None:
             reads.append(partial(self.profiles.fetch, call.location_id, after=lookup.read))
         if early_search:

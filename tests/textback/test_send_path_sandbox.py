@@ -7,6 +7,8 @@ missed call waited on: everything it logged between the call's webhook and `POST
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from integration.extensions import db
@@ -177,3 +179,35 @@ def test_the_follow_up_refreshes_a_profile_past_its_soft_ttl_after_the_text(
     assert ("GET", f"/locations/{ACME}") in after
     assert ("GET", "/users/") in after
     assert profiles.lookup(ACME).stale is False
+
+
+def test_a_contact_read_that_hangs_is_asked_again_and_the_caller_is_texted_without_waiting_for_it(
+        served_app, sandbox, install, live_sender, set_location_settings):
+    installed_and_warm(sandbox, install, set_location_settings)
+    live_sender.gatherer.hedge_after = 0.2
+    placed, start = missed_call(sandbox)
+    # HighLevel holds the first contact read for 0.8 s (inside our 1 s timeout) and then 504s it.
+    sandbox.fault("hang", r"^/contacts/[^/]+$", method="GET", times=1, delay=0.8)
+    run_worker()
+
+    # The sandbox logs a request when it answers: the text went out before the held read ended (unhedged,
+    # the sender would have waited out the 504 and asked again after it).
+    entries = log_once_answered(sandbox, start, fault="hang")
+    order = [("hang" if e["fault"] == "hang" else "send" if (e["method"], e["path"]) == SEND else None)
+             for e in entries]
+    assert order.index("send") < order.index("hang"), entries
+    contact = ("GET", f"/contacts/{placed['contactId']}")
+    assert [(e["method"], e["path"]) for e in entries].count(contact) == 2
+    (text,) = texts_to(sandbox, ACME, placed["contactId"])
+    assert text["body"].startswith("Hi there, this is Mike at Acme Plumbing.")
+
+
+def log_once_answered(sandbox, start: int, *, fault: str, timeout: float = 10.0) -> list[dict]:
+    """The request log from `start` on, once the request that took `fault` has been answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = sandbox.requests_log()[start:]
+        if any(entry["fault"] == fault for entry in entries):
+            return entries
+        assert time.monotonic() < deadline, f"no {fault} request answered: {entries}"
+        time.sleep(0.05)
