@@ -14,9 +14,8 @@ from flask import Blueprint, abort, render_template, request, session
 from sqlalchemy import select
 
 from integration.extensions import db, get_settings
-from integration.models import Company, Installation, Location
+from integration.models import Installation, Location
 from integration.sso import SSOError, decrypt_sso_payload
-from oauth.models import LocationProvisioning
 
 __all__ = ["bp", "current_context", "render_location_page"]
 
@@ -89,27 +88,12 @@ def page():
                                sandbox_mode=get_settings().sandbox_mode)
     if context["location_id"]:
         from integration.crm.page import crm_form
+        from integration.settings_page.views import location_settings_section
 
         saved = request.args.get("saved")
         return render_location_page(context, installed_notice=installed_notice,
+                                    settings=lambda: location_settings_section(context, saved=saved == "settings"),
                                     crm=lambda: crm_form(context["location_id"], saved=saved == "crm"))
-    with db.transaction() as s:
-        company = s.get(Company, context["company_id"])
-        locations = s.scalars(
-            select(Location).where(Location.company_id == context["company_id"]).order_by(Location.name)
-        ).all()
-        installations = {
-            i.resource_id: i
-            for i in s.scalars(select(Installation).where(Installation.company_id == context["company_id"]))
-        }
-        # Sub-accounts whose Location token could not be minted yet have no Location row: list them too,
-        # with the reason, so the agency sees every sub-account the install covers.
-        known = {location.id for location in locations}
-        pending = [
-            p for p in s.scalars(
-                select(LocationProvisioning).where(LocationProvisioning.company_id == context["company_id"])
-            )
-            if p.location_id not in known
-        ]
-        return render_template("app/agency.html", context=context, company=company, locations=locations,
-                               installations=installations, pending=pending, installed_notice=installed_notice)
+    from integration.settings_page.agency import agency_page
+
+    return agency_page(context, installed_notice=installed_notice)

@@ -183,6 +183,15 @@ class GHLClient:
                                  method="GET", path=path, status=200, is_ambiguous=False)
         return contact
 
+    def upsert_contact(self, location_id: str, *, phone: str, first_name: str | None = None,
+                       last_name: str | None = None, email: str | None = None) -> dict:
+        """The location's contact with this phone, created when there is none (`POST /contacts/upsert`)."""
+        path = "/contacts/upsert"
+        payload = _compact({"locationId": location_id, "phone": phone, "firstName": first_name,
+                            "lastName": last_name, "email": email})
+        answer = self._call("POST", path, resource_id=location_id, json_body=payload)
+        return _require(answer, "contact", dict, "POST", path)
+
     def update_contact(self, location_id: str, contact_id: str, fields: Mapping[str, Any]) -> dict:
         """Update contact fields (`PUT /contacts/{id}`); returns the updated contact.
 

@@ -144,6 +144,29 @@ def _sso_payload(config, location: dict, users: list[dict]) -> str | None:
     }, config.sso_key)
 
 
+@bp.get("/ui/companies/<company_id>")
+def agency_page(company_id: str):
+    """The agency view: HighLevel embeds the app's page with an agency user's context (no activeLocation)."""
+    state = sandbox_state()
+    with state.lock:
+        company = copy.deepcopy(state.world.companies.get(company_id))
+        if company is None:
+            abort(404)
+        agency_user = next((copy.deepcopy(u) for u in state.world.users.values()
+                            if u["roles"]["type"] == "agency" and u.get("companyId", company_id) == company_id), None)
+        config = state.config
+    payload = None
+    if config.app_page_url and agency_user is not None:
+        from integration.sso import encrypt_sso_payload
+
+        payload = encrypt_sso_payload({
+            "userId": agency_user["id"], "companyId": company_id, "role": agency_user["roles"].get("role", "admin"),
+            "type": "agency", "userName": agency_user.get("name"), "email": agency_user.get("email"),
+        }, config.sso_key)
+    return render_template("sandbox/agency.html", company=company, app_page_url=config.app_page_url,
+                           sso_payload=payload)
+
+
 @bp.get("/ui/contacts/<contact_id>")
 def contact_page(contact_id: str):
     state = sandbox_state()

@@ -231,3 +231,39 @@ def list_tasks(contact_id: str):
         tasks = [{k: v for k, v in t.items() if k not in {"locationId", "dateAdded"}}
                  for t in state.world.tasks.values() if t["contactId"] == contact_id]
     return jsonify({"tasks": tasks})
+
+
+@bp.post("/contacts/upsert")
+@resource(token_classes=(LOCATION,), scopes=WRITE)
+def upsert_contact():
+    """Find the location's contact by phone (HighLevel's duplicate rule) or create it; `{new, contact}`."""
+    body = json_body(allowed=set(_STRING_FIELDS) | {"locationId", "tags"})
+    problems = _validate_update(body)
+    if not isinstance(body.get("locationId"), str) or not body["locationId"]:
+        problems.append("locationId should not be empty")
+    if problems:
+        raise validation_error(*problems)
+    location_id = body["locationId"]
+    require_location(location_id)
+    state = sandbox_state()
+    events: list[dict] = []
+    with state.lock:
+        world = state.world
+        try:
+            phone = normalize_phone(body["phone"], field="phone") if body.get("phone") else None
+        except CrmError as exc:
+            raise validation_error(str(exc)) from None
+        contact = find_contact_by_phone(world, location_id, phone) if phone else None
+        new = contact is None
+        if new:
+            from integration.sandbox.records import make_contact
+
+            contact = make_contact(location_id=location_id, phone=phone, first_name=body.get("firstName") or "",
+                                   last_name=body.get("lastName") or "", email=body.get("email"),
+                                   tags=list(body.get("tags") or []), source=body.get("source") or "api",
+                                   timezone=world.locations[location_id]["timezone"])
+            world.contacts[contact["id"]] = contact
+            events.append(contact_event("ContactCreate", contact))
+        answer = {"new": new, "contact": copy.deepcopy(contact), "traceId": new_id()}
+    emit_events(state, events)
+    return jsonify(answer), 200

@@ -1,0 +1,187 @@
+"""The agency's one page: every sub-account at a glance, the agency's default settings, push and on/off.
+
+GET  /app (agency session)     rendered by `agency_page` (called from integration.app_page)
+POST /app/agency/defaults      save the agency's default settings (the same form as a sub-account's)
+POST /app/agency/sub-accounts  for the ticked sub-accounts: apply the defaults (drop their own values for the
+                               form's fields, so they inherit), or turn text back on or off
+
+The 30-day numbers are three grouped queries over the agency's locations (missed calls by location and
+created_at, leads by location), not one query per sub-account.
+
+Tenancy: only the session's company, and only locations whose company_id is that company, are read or
+written; a location id posted for another agency is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from sqlalchemy import case, func, select
+
+from integration.app_page import current_context
+from integration.crm.models import CrmLead
+from integration.db import utcnow
+from integration.extensions import db
+from integration.models import Company, Installation, Location, LocationSettings
+from integration.settings_page.fields import get_path
+from integration.settings_page.form import SettingsForm, apply_submission, fields_for, form_for, without_fields
+from integration.settings_page.preview import preview_data
+from integration.settings_page.views import TEMPLATE_LABELS
+from integration.textback.models import MissedCall
+from integration.textback.quiet_hours import DEFAULT_STATE_RULES
+from integration.textback.settings import DEFAULT_SETTINGS, SettingsError, effective_settings
+from oauth.models import LocationProvisioning
+
+__all__ = ["SubAccountRow", "agency_page", "bp"]
+
+log = logging.getLogger(__name__)
+bp = Blueprint("agency_page", __name__, url_prefix="/app/agency")
+FUNNEL_DAYS = 30
+RECONNECT_FIX = ("HighLevel refused our access (the app was disconnected or its permissions changed): "
+                 "reinstall TextBack for this sub-account from the Marketplace; its settings are kept.")
+
+
+@dataclass
+class SubAccountRow:
+    id: str
+    name: str
+    status: str  # active | needs_reconnect | uninstalled | no_access
+    enabled: bool
+    last_missed_at: datetime | None
+    missed: int
+    texted: int
+    replied: int
+    booked: int
+    recovered_value: float
+    own_settings: int  # how many form fields it set itself
+
+
+def _agency_context() -> dict:
+    context = current_context()
+    if context is None or context.get("location_id"):
+        abort(401, description="Open TextBack from the agency view in HighLevel to manage sub-accounts.")
+    return context
+
+
+def sub_account_rows(company_id: str, *, now: datetime | None = None) -> list[SubAccountRow]:
+    since = (now or utcnow()) - timedelta(days=FUNNEL_DAYS)
+    with db.session() as s:
+        locations = s.scalars(select(Location).where(Location.company_id == company_id).order_by(Location.name)).all()
+        ids = [loc.id for loc in locations]
+        if not ids:
+            return []
+        installs = {i.resource_id: i for i in s.scalars(
+            select(Installation).where(Installation.user_type == "Location", Installation.resource_id.in_(ids)))}
+        settings = {r.location_id: r for r in s.scalars(
+            select(LocationSettings).where(LocationSettings.location_id.in_(ids)))}
+        last = dict(s.execute(select(MissedCall.location_id, func.max(MissedCall.created_at))
+                              .where(MissedCall.location_id.in_(ids)).group_by(MissedCall.location_id)).all())
+        calls = {row[0]: row[1:] for row in s.execute(
+            select(MissedCall.location_id, func.count(),
+                   func.sum(case((MissedCall.status == MissedCall.SENT, 1), else_=0)))
+            .where(MissedCall.location_id.in_(ids), MissedCall.created_at >= since)
+            .group_by(MissedCall.location_id)).all()}
+        leads = {row[0]: row[1:] for row in s.execute(
+            select(CrmLead.location_id,
+                   func.sum(case((CrmLead.replied_at.is_not(None), 1), else_=0)),
+                   func.sum(case((CrmLead.booked_at.is_not(None), 1), else_=0)),
+                   func.sum(case((CrmLead.outcome == CrmLead.WON, func.coalesce(CrmLead.outcome_value, 0)),
+                                 else_=0)))
+            .where(CrmLead.location_id.in_(ids), CrmLead.called_at >= since)
+            .group_by(CrmLead.location_id)).all()}
+    rows = []
+    for loc in locations:
+        install = installs.get(loc.id)
+        status = ("uninstalled" if not loc.is_live else "no_access" if install is None
+                  else "needs_reconnect" if install.status == "needs_reconnect" else "active")
+        row = settings.get(loc.id)
+        missed, texted = calls.get(loc.id, (0, 0))
+        replied, booked, value = leads.get(loc.id, (0, 0, 0))
+        own = (row.values or {}) if row else {}
+        rows.append(SubAccountRow(
+            id=loc.id, name=loc.name or loc.id, status=status, enabled=bool(row.enabled) if row else True,
+            last_missed_at=last.get(loc.id), missed=int(missed or 0), texted=int(texted or 0),
+            replied=int(replied or 0), booked=int(booked or 0), recovered_value=float(value or 0),
+            own_settings=sum(1 for f in fields_for("location") if get_path(own, f.path) is not None)))
+    return rows
+
+
+def _defaults_section(company: Company | None, *, form: SettingsForm | None = None, saved: bool = False) -> dict:
+    defaults = dict(company.default_settings or {}) if company else {}
+    shown = form or form_for(scope="agency", inherited=DEFAULT_SETTINGS, own=defaults, saved=saved)
+    try:
+        effective = effective_settings(company_defaults=defaults)
+    except SettingsError:
+        effective = None
+    preview = preview_data(settings=effective, location_name=None, location_timezone=None, user_name=None,
+                           caller_first_name=None)
+    return {"form": shown, "preview": preview, "preview_caller": None, "templates": TEMPLATE_LABELS,
+            "state_rules": DEFAULT_STATE_RULES, "action": url_for("agency_page.save_defaults")}
+
+
+def agency_page(context: dict, *, status: int = 200, form: SettingsForm | None = None,
+                installed_notice: str | None = None):
+    company_id = context["company_id"]
+    with db.session() as s:
+        company = s.get(Company, company_id)
+        # Sub-accounts whose Location token could not be minted yet have no Location row: listed too.
+        known = set(s.scalars(select(Location.id).where(Location.company_id == company_id)))
+        provisioning = s.scalars(select(LocationProvisioning).where(LocationProvisioning.company_id == company_id))
+        pending = [p for p in provisioning if p.location_id not in known]
+    notice = {"defaults": "Agency defaults saved.", "pushed": "Defaults applied to the chosen sub-accounts.",
+              "on": "Text back turned on for the chosen sub-accounts.",
+              "off": "Text back turned off for the chosen sub-accounts."}.get(request.args.get("done", ""))
+    return render_template("app/agency.html", context=context, company=company, rows=sub_account_rows(company_id),
+                           pending=pending, installed_notice=installed_notice, notice=notice,
+                           settings=_defaults_section(company, form=form, saved=request.args.get("done") == "defaults"),
+                           reconnect_fix=RECONNECT_FIX, funnel_days=FUNNEL_DAYS), status
+
+
+@bp.post("/defaults")
+def save_defaults():
+    context = _agency_context()
+    with db.session() as s:
+        company = s.get(Company, context["company_id"])
+        own = dict(company.default_settings or {}) if company else {}
+    new_own, form = apply_submission(scope="agency", form=request.form, inherited=DEFAULT_SETTINGS, own=own)
+    if new_own is None:
+        return agency_page(context, status=400, form=form)
+    with db.transaction() as s:
+        company = s.get(Company, context["company_id"])
+        if company is None:
+            company = Company(id=context["company_id"], default_settings={})
+            s.add(company)
+        company.default_settings = new_own
+    log.info("app page: agency defaults of %s saved by user %s", context["company_id"], context.get("user_id"))
+    return redirect(url_for("app_page.page", done="defaults") + "#defaults", code=303)
+
+
+@bp.post("/sub-accounts")
+def change_sub_accounts():
+    context = _agency_context()
+    action = request.form.get("action", "")
+    if action not in ("push", "on", "off"):
+        abort(400, description="Choose what to do with the ticked sub-accounts.")
+    chosen = set(request.form.getlist("location_id"))
+    if not chosen:
+        return redirect(url_for("app_page.page", done="none") + "#sub-accounts", code=303)
+    with db.transaction() as s:
+        # Only this agency's sub-accounts: an id of another agency's location is silently not among them.
+        ids = list(s.scalars(select(Location.id).where(Location.company_id == context["company_id"],
+                                                       Location.id.in_(chosen))))
+        for location_id in ids:
+            row = s.get(LocationSettings, location_id)
+            if row is None:
+                row = LocationSettings(location_id=location_id, enabled=True, values={})
+                s.add(row)
+            if action == "push":
+                row.values = without_fields(row.values or {}, "agency")
+            else:
+                row.enabled = action == "on"
+    log.info("app page: agency %s: %s for %d sub-account(s) by user %s", context["company_id"], action, len(ids),
+             context.get("user_id"))
+    return redirect(url_for("app_page.page", done="pushed" if action == "push" else action) + "#sub-accounts",
+                    code=303)
