@@ -1,0 +1,97 @@
+"""How fast callers heard back: call -> our text, and call -> the first text a person sent them.
+
+Medians and 90th percentiles over the missed calls recorded in a period. PostgreSQL computes the percentiles
+itself (percentile_cont); SQLite, the embedded default for a single contractor's install, gets the seconds and
+Python computes them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Interval, Select, and_, func, literal, select
+from sqlalchemy.orm import Session
+
+from integration.crm.models import CrmLead
+from integration.textback.models import ConversationMessage, MissedCall, SendIntent
+
+__all__ = ["HUMAN_REPLY_WINDOW", "ResponseTimes", "Spread", "response_times"]
+
+_CALLS, _INTENTS = MissedCall.__table__.c, SendIntent.__table__.c
+_LEADS, _MESSAGES = CrmLead.__table__.c, ConversationMessage.__table__.c
+# A person's text this long after the call still counts as their answer to it.
+HUMAN_REPLY_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Seconds: the median and the 90th percentile, over `count` calls (None when there are none)."""
+
+    count: int = 0
+    median: float | None = None
+    p90: float | None = None
+
+
+@dataclass(frozen=True)
+class ResponseTimes:
+    to_text: Spread
+    to_human: Spread
+
+
+def _seconds(later, earlier, dialect: str):
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _text_delays(location_id: str, since: datetime, until: datetime, dialect: str) -> Select:
+    called = func.coalesce(_CALLS.called_at, _CALLS.created_at)
+    return (select(_seconds(_INTENTS.sent_at, called, dialect).label("seconds"))
+            .select_from(MissedCall.__table__.join(SendIntent.__table__, _INTENTS.missed_call_id == _CALLS.id))
+            .where(_CALLS.location_id == location_id, _CALLS.created_at >= since, _CALLS.created_at < until,
+                   _CALLS.status == MissedCall.SENT, _INTENTS.sent_at.is_not(None)))
+
+
+def _human_delays(location_id: str, since: datetime, until: datetime, dialect: str) -> Select:
+    # The first text a person (not us, not a workflow) sent the caller after the call, per texted call; the
+    # lookup walks ix_textback_conversation_messages_contact (location_id, contact_id, occurred_at).
+    conditions = [_MESSAGES.location_id == _LEADS.location_id, _MESSAGES.contact_id == _LEADS.contact_id,
+                  _MESSAGES.occurred_at >= _LEADS.called_at, _MESSAGES.author == ConversationMessage.PERSON]
+    if dialect == "postgresql":  # (SQLite stores timestamps as text: no interval arithmetic there)
+        conditions.append(_MESSAGES.occurred_at < _LEADS.called_at + literal(HUMAN_REPLY_WINDOW, Interval()))
+    first_person = (select(func.min(_MESSAGES.occurred_at)).where(*conditions)
+                    .correlate(CrmLead.__table__).scalar_subquery())
+    answered = (select(_seconds(first_person, _LEADS.called_at, dialect).label("seconds"))
+                .select_from(CrmLead.__table__.join(MissedCall.__table__, _CALLS.id == _LEADS.missed_call_id))
+                .where(and_(_CALLS.location_id == location_id, _CALLS.created_at >= since,
+                            _CALLS.created_at < until)))
+    return select(answered.subquery().c.seconds)
+
+
+def _spread(session: Session, delays: Select) -> Spread:
+    rows = delays.subquery()
+    seconds = rows.c.seconds
+    if session.get_bind().dialect.name == "postgresql":
+        count, median, p90 = session.execute(select(
+            func.count(seconds), func.percentile_cont(0.5).within_group(seconds),
+            func.percentile_cont(0.9).within_group(seconds))).one()
+        return Spread(int(count), _rounded(median), _rounded(p90))
+    values = sorted(v for (v,) in session.execute(select(seconds).where(seconds.is_not(None))))
+    if not values:
+        return Spread()
+    if len(values) == 1:
+        return Spread(1, values[0], values[0])
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return Spread(len(values), statistics.median(values), deciles[8])
+
+
+def _rounded(value) -> float | None:
+    return None if value is None else round(max(0.0, float(value)), 1)
+
+
+def response_times(session: Session, location_id: str, since: datetime, until: datetime) -> ResponseTimes:
+    dialect = session.get_bind().dialect.name
+    return ResponseTimes(to_text=_spread(session, _text_delays(location_id, since, until, dialect)),
+                         to_human=_spread(session, _human_delays(location_id, since, until, dialect)))
