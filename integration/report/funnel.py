@@ -19,9 +19,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import case, func, literal_column, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
 from integration.crm.models import CrmLead
+from integration.db import UTCDateTime
 from integration.textback.models import MissedCall
 
 __all__ = ["STEPS", "Funnel", "funnel_for_locations", "weekly_funnels"]
@@ -122,12 +124,18 @@ def weekly_funnels(session: Session, location_id: str, week_starts: Sequence[dat
                    ) -> list[Funnel]:
     """One funnel per week: week i holds the calls in [week_starts[i], week_starts[i+1]) (the last ends at `until`).
 
-    The week is picked by a CASE on the boundaries (computed in the location's zone by the caller, so a week is
-    Monday to Sunday there, across daylight-saving changes), the same SQL on PostgreSQL and SQLite.
+    The week is picked from the boundaries (computed in the location's zone by the caller, so a week is Monday to
+    Sunday there, across daylight-saving changes): width_bucket on PostgreSQL, a CASE on SQLite.
     """
     bounds = list(week_starts[1:])
-    week = case(*((_CALLS.created_at < bound, index) for index, bound in enumerate(bounds)), else_=len(bounds)) \
-        if bounds else literal_column("0")
+    if not bounds:
+        week = literal_column("0")
+    elif session.get_bind().dialect.name == "postgresql":
+        # A binary search over the sorted boundaries (a CASE tests them one by one: a third of the report's time
+        # over a year of calls).
+        week = func.width_bucket(_CALLS.created_at, array(bounds, type_=UTCDateTime()))
+    else:
+        week = case(*((_CALLS.created_at < bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
     statement = (select(week.label("week"), *_counts())
                  .select_from(_calls_with_leads())
                  .where(_CALLS.location_id == location_id, _CALLS.created_at >= week_starts[0],
