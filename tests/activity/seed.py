@@ -52,7 +52,8 @@ def missed_call(location_id: str, at: datetime, *, status: str = "sent", outcome
                                    sent_at=at + timedelta(seconds=sent_after), created_at=at, updated_at=at))
         if lead is not None:
             session.add(CrmLead(missed_call_id=row.id, location_id=location_id, contact_id=row.contact_id,
-                                caller_number=number, called_at=at, texted_at=at, **lead))
+                                caller_number=number, called_at=at,
+                                texted_at=at + timedelta(seconds=sent_after or 0), **lead))
         return row.id
 
 
