@@ -102,6 +102,9 @@ class TextRunner:
     def callers(self, count: int) -> list[CallerRef]:
         """`count` new callers, each with a contact and a call in the sandbox (its own webhooks off meanwhile)."""
         numbers = [next(self._numbers) for _ in range(count)]
+        # Put back what was delivered before (the subscribed types), not every type the sandbox makes: HighLevel
+        # sends an app only what its marketplace.json subscribes to.
+        delivered = self.control("GET", "config")["webhook_events"]
         self.control("POST", "config", {"webhook_events": []})
         try:
             def place(index_number: tuple[int, str]) -> CallerRef:
@@ -114,7 +117,7 @@ class TextRunner:
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 return list(pool.map(place, enumerate(numbers)))
         finally:
-            self.control("POST", "config", {"webhook_events": None})
+            self.control("POST", "config", {"webhook_events": delivered})
 
     def run(self, label: str, *, rate: float, duration: float, crm_timeout: float = 120.0) -> TextRun:
         from benchmarks.webhook_pipeline import planned_at, signed_schedule, wait_for_drain

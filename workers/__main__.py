@@ -96,12 +96,17 @@ def _run_worker(app, settings, worker_config, *, burst: bool, maintenance: bool)
     from integration.liveness import Heartbeat, set_current_holder
     from workers.config import set_worker_config
     from workers.maintenance import start_maintenance_process
-    from workers.queues import SERIALIZER
+    from workers.priority import lower_cpu_priority
+    from workers.queues import SERIALIZER, WEBHOOKS_QUEUE
     from workers.worker import worker_class
 
     # Forked before the worker starts any thread (see workers.maintenance for why a process). It also moves RQ's
     # scheduled jobs to their queues: RQ's own scheduler process dies with its first Redis error.
     maintenance_process = start_maintenance_process(app) if maintenance else None
+    if WEBHOOKS_QUEUE not in worker_config.queues:
+        for change in lower_cpu_priority(worker_config.follow_up_nice):
+            log.info("follow-up worker's CPU priority lowered below the webhook worker's: %s (WORKER_FOLLOW_UP_NICE)",
+                     change)
     name = f"textback-{socket.gethostname()}-{os.getpid()}"
     # After the fork: the heartbeat is a thread of this process only.
     heartbeat = Heartbeat(db, name, interval=worker_config.heartbeat_seconds).start()

@@ -54,6 +54,9 @@ class WorkerConfig:
     queues: tuple[str, ...] = ("webhooks", "default", "low")
     # CPU priority below the web's (workers.priority): on a saturated shared machine webhooks are answered first.
     cpu_nice: int = 10
+    # The processes that take no webhook events (CRM follow-ups, echoes, sweeps) go lower still: on a saturated
+    # machine a caller's text wins over another call's tag and note (the texts-first rule, at the scheduler).
+    follow_up_nice: int = 15
     # False: run jobs in the worker process itself (RQ's SimpleWorker), keeping one database pool warm.
     # True: fork a work horse per job (RQ's default), isolating jobs from each other at the price of a
     # fork and fresh database connections per job (50-300 ms on a busy 2-core host; see the README).
@@ -124,6 +127,8 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
     config = WorkerConfig(
         queues=queues,
         cpu_nice=parse_int("WORKER_NICE", env.get("WORKER_NICE"), defaults.cpu_nice, minimum=0, maximum=19),
+        follow_up_nice=parse_int("WORKER_FOLLOW_UP_NICE", env.get("WORKER_FOLLOW_UP_NICE"), defaults.follow_up_nice,
+                                 minimum=0, maximum=19),
         fork_per_job=parse_bool("WORKER_FORK_PER_JOB", env.get("WORKER_FORK_PER_JOB"), defaults.fork_per_job),
         processes=parse_int("WORKER_PROCESSES", env.get("WORKER_PROCESSES"), defaults.processes, minimum=1,
                             maximum=64),

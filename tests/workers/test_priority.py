@@ -119,3 +119,14 @@ def test_bad_worker_nice_names_the_variable(value):
     with pytest.raises(ConfigError, match="WORKER_NICE"):
         load_worker_config({"WORKER_NICE": value})
 
+
+
+def test_follow_up_nice_defaults_to_fifteen_and_is_read_from_the_environment():
+    assert WorkerConfig().follow_up_nice == load_worker_config({}).follow_up_nice == 15
+    assert load_worker_config({"WORKER_FOLLOW_UP_NICE": "19"}).follow_up_nice == 19
+
+
+@pytest.mark.parametrize("value", ["20", "-1", "lower"])
+def test_bad_follow_up_nice_names_the_variable(value):
+    with pytest.raises(ConfigError, match="WORKER_FOLLOW_UP_NICE"):
+        load_worker_config({"WORKER_FOLLOW_UP_NICE": value})

@@ -235,6 +235,21 @@ def test_the_worker_runs_below_the_web(start_worker):
         assert f"nice {own} -> 7 (WORKER_NICE)" in worker.output()
 
 
+def test_the_follow_up_process_runs_below_the_webhook_process(app_context, start_worker):
+    """With two processes, the one taking no webhook events lowers itself to WORKER_FOLLOW_UP_NICE: on a saturated
+    machine the next caller's text is scheduled before the last call's CRM follow-up."""
+    supervisor = start_worker(WORKER_PROCESSES="2", WORKER_NICE="7", WORKER_FOLLOW_UP_NICE="12")
+    workers = wait_for(lambda: len(_workers()) == 2 and _workers(), what="two worker processes",
+                       workers=[supervisor])
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    nice_of = {tuple(worker.queue_names()): os.getpriority(os.PRIO_PROCESS, worker.pid) for worker in workers}
+    assert nice_of == {("webhooks",): max(7, own), ("default", "low"): max(12, own)}
+
+
+def _workers() -> list[Worker]:
+    return Worker.all(connection=get_redis())
+
+
 def _worker_pids() -> set[int]:
     return {worker.pid for worker in Worker.all(connection=get_redis())}
 
