@@ -47,6 +47,14 @@ def sso_exchange():
     except SSOError as exc:
         log.info("SSO payload rejected: %s", exc)
         return {"error": str(exc)}, 401
+    previous = current_context() or {}
+    # HighLevel keeps the iframe's cookies when the user switches sub-account (or user): the page asks for the
+    # user on every load, and a different context starts a new session (the page then reloads for it).
+    changed = (previous.get("user_id"), previous.get("company_id"), previous.get("location_id")) != (
+        context.user_id, context.company_id, context.location_id)
+    if not changed:
+        session[SESSION_KEY] = dict(previous, expires_at=time.time() + SESSION_SECONDS)
+        return {"ok": True, "changed": False, "locationId": context.location_id, "companyId": context.company_id}
     session.clear()
     session[SESSION_KEY] = {
         "user_id": context.user_id,
@@ -56,7 +64,7 @@ def sso_exchange():
         "user_name": context.user_name,
         "expires_at": time.time() + SESSION_SECONDS,
     }
-    return {"ok": True, "locationId": context.location_id, "companyId": context.company_id}
+    return {"ok": True, "changed": True, "locationId": context.location_id, "companyId": context.company_id}
 
 
 def render_location_page(context: dict, *, status: int = 200, installed_notice: str | None = None,

@@ -34,7 +34,7 @@ def test_install_open_the_page_and_text_back_a_missed_call(sandbox, app_url, wor
     # 2. Inside the sub-account, HighLevel embeds the app's page and hands it the user by SSO.
     page.goto(f"{sandbox.url}/ui/locations/{ACME}")
     embedded = page.frame_locator("#app-page")
-    expect(embedded.get_by_text("TextBack for Acme Plumbing")).to_be_visible(timeout=15_000)
+    expect(embedded.get_by_text("Missed-call text back for Acme Plumbing")).to_be_visible(timeout=15_000)
     expect(embedded.get_by_text("active")).to_be_visible()
 
     # 3. A caller rings and nobody answers. (The business takes calls from the caller's country.)

@@ -2,6 +2,22 @@
 // encrypted payload to our server, reload signed in. Outside an iframe, explain how to open the page.
 (function () {
   "use strict";
+  var recheck = document.getElementById("sso-recheck");
+  if (recheck && window.parent !== window) {
+    // Signed in already: HighLevel may have switched sub-account (or user) since, keeping our cookie. Ask who
+    // the user is now; a different context is a new session, shown after a reload.
+    window.addEventListener("message", function (event) {
+      var data = event.data || {};
+      if (data.message !== "REQUEST_USER_DATA_RESPONSE" || typeof data.payload !== "string") { return; }
+      fetch(recheck.getAttribute("data-exchange-url"), {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ encryptedData: data.payload })
+      }).then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (answer) { if (answer && answer.changed) { window.location.replace("/app"); } });
+    });
+    window.parent.postMessage({ message: "REQUEST_USER_DATA" }, "*");
+    return;
+  }
   var box = document.getElementById("sso");
   if (!box) { return; }
   var message = document.getElementById("sso-message");

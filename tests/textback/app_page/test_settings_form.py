@@ -42,7 +42,7 @@ def effective(location_id: str = ACME):
 
 def test_a_cryptojs_payload_signs_in_to_its_own_location_only(contractor):
     html, _ = page(contractor, f"/app?location={PEAK}&locationId={PEAK}")
-    assert f"Missed-call text back for {ACME}" in html
+    assert "<h1>Missed-call text back</h1>" in html and "Signed in as Mike Alvarez" in html
     assert PEAK not in html
 
 
@@ -66,7 +66,7 @@ def test_bad_payloads_sign_nobody_in(tb_app, acme, tb_settings, make):
     assert response.status_code == 401
     assert tb_settings.ghl_sso_key not in response.get_data(as_text=True)
     html = client.get("/app").get_data(as_text=True)
-    assert "Connecting to HighLevel" in html and ACME not in html
+    assert "Connecting to HighLevel" in html and "Signed in as" not in html
 
 
 def test_an_expired_session_asks_highlevel_again_and_saves_nothing(contractor):
@@ -77,6 +77,18 @@ def test_an_expired_session_asks_highlevel_again_and_saves_nothing(contractor):
     response = contractor.post("/app/settings", data={"csrf": csrf, "daily_cap": "5"})
     assert response.status_code == 401 and "open TextBack again from HighLevel" in response.get_data(as_text=True)
     assert own_values() == {}
+
+
+def test_switching_sub_account_in_highlevel_starts_a_new_session(agency, tb_settings):
+    """HighLevel keeps our iframe's cookie across a switch; the page's re-check tells the new context apart."""
+    same = cryptojs_encrypt({"userId": "AgencyAdmin0000000001", "companyId": SEED_COMPANY_ID}, tb_settings.ghl_sso_key)
+    agency.post("/app/sso", json={"encryptedData": same})
+    assert agency.post("/app/sso", json={"encryptedData": same}).get_json()["changed"] is False
+    switched = cryptojs_encrypt({"userId": MIKE, "companyId": SEED_COMPANY_ID, "activeLocation": ACME},
+                                tb_settings.ghl_sso_key)
+    assert agency.post("/app/sso", json={"encryptedData": switched}).get_json()["changed"] is True
+    html, _ = page(agency)
+    assert "Text back missed calls" in html and "Agency defaults" not in html
 
 
 def test_a_foreign_agency_payload_cannot_open_a_location(tb_app, acme, tb_settings):
