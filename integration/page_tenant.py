@@ -45,8 +45,23 @@ def location_settings(values: dict | None, company_defaults: dict | None) -> Tex
         return effective_settings(location_values=DEFAULT_SETTINGS)
 
 
-def _zone(settings: TextBackSettings, location_timezone: str | None) -> ZoneInfo:
-    for candidate in (settings.timezone, location_timezone):
+def _profile_timezone(location_id: str) -> str | None:
+    """The zone HighLevel gave for the location, as the send path cached it (one Redis read, no HighLevel call):
+    the same zone the outcomes' clock times ("texted at 14:02") were written in."""
+    from redis.exceptions import RedisError
+
+    from integration.extensions import get_redis
+    from integration.textback.profiles import LocationProfiles
+
+    try:
+        profile = LocationProfiles(client=None, redis=get_redis()).lookup(location_id).profile
+    except (RedisError, OSError):
+        return None
+    return profile.timezone if profile is not None else None
+
+
+def _zone(settings: TextBackSettings, location_id: str, location_timezone: str | None) -> ZoneInfo:
+    for candidate in (settings.timezone, _profile_timezone(location_id), location_timezone):
         if not candidate:
             continue
         try:
@@ -72,6 +87,6 @@ def signed_in_location() -> SignedInLocation:
         company = session.get(Company, location.company_id) if location.company_id else None
         settings = location_settings(row.values if row is not None else None,
                                      company.default_settings if company is not None else None)
-        zone = _zone(settings, location.timezone)
+        zone = _zone(settings, location.id, location.timezone)
         return SignedInLocation(id=location.id, name=location.name or location.id, company_id=location.company_id,
                                 settings=settings, zone=zone)

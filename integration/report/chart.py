@@ -21,7 +21,8 @@ _SERIES = (("missed", "#cbd5e1"), ("texted", "#2563eb"), ("booked", "#0f7a4a"))
 
 
 def _nice_max(value: int) -> int:
-    for step in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
+    # Even tops, so the middle grid line has a whole number.
+    for step in (2, 4, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000):
         if value <= step:
             return step
     return value
