@@ -150,9 +150,10 @@ def run_now(action_ids: Iterable[int]) -> list[str]:
     """
     runner = get_runner()
     outcomes = []
+    live: set[str] = set()  # the lead's location is checked before its first change, not before each
     for action_id in dict.fromkeys(action_ids):
         try:
-            outcomes.append(runner.run(action_id))
+            outcomes.append(runner.run(action_id, live=live))
         except Exception as exc:
             log.warning("crm action %s: could not run in the lead's job (%s); queued on its own", action_id,
                         type(exc).__name__, exc_info=True)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from integration.crm.models import CrmAction
 from integration.db import Database
-from integration.textback.intents import insert_ignore
+from integration.textback.intents import inserted_id
 
 __all__ = ["claim", "due_actions", "finish", "plan", "postpone", "wake_lead_actions"]
 
@@ -25,10 +25,10 @@ _EARLY = timedelta(seconds=1)
 def plan(session: Session, *, key: str, kind: str, location_id: str, contact_id: str | None,
          lead_id: int | None = None, params: dict | None = None, now: datetime) -> int:
     """Write the action unless one with `key` exists; returns its id either way (planning twice is a no-op)."""
-    insert_ignore(session, CrmAction, key=key, kind=kind, location_id=location_id, contact_id=contact_id,
-                  lead_id=lead_id, params=params or {}, status=CrmAction.PENDING, attempts=0, maybe_done=False,
-                  created_at=now, updated_at=now)
-    return session.scalar(select(CrmAction.id).where(CrmAction.key == key))
+    new_id = inserted_id(session, CrmAction, key=key, kind=kind, location_id=location_id, contact_id=contact_id,
+                         lead_id=lead_id, params=params or {}, status=CrmAction.PENDING, attempts=0,
+                         maybe_done=False, created_at=now, updated_at=now)
+    return new_id if new_id is not None else session.scalar(select(CrmAction.id).where(CrmAction.key == key))
 
 
 def claim(database: Database, action_id: int, *, now: datetime, lease: timedelta) -> CrmAction | None:
@@ -43,15 +43,15 @@ def claim(database: Database, action_id: int, *, now: datetime, lease: timedelta
         and_(CrmAction.status == CrmAction.RUNNING, CrmAction.lease_until < now),
     )
     with database.transaction() as session:
-        won = session.execute(
+        # The row comes back with the UPDATE (RETURNING): one round trip per claim.
+        action = session.scalars(
             update(CrmAction).where(CrmAction.id == action_id, claimable).values(
                 maybe_done=case((CrmAction.status == CrmAction.RUNNING, True), else_=CrmAction.maybe_done),
                 status=CrmAction.RUNNING, lease_until=now + lease, attempts=CrmAction.attempts + 1, updated_at=now,
-            )
-        ).rowcount == 1
-        if not won:
+            ).returning(CrmAction).execution_options(synchronize_session=False)
+        ).one_or_none()
+        if action is None:
             return None
-        action = session.get(CrmAction, action_id)
         session.expunge(action)
         return action
 

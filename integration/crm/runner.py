@@ -88,18 +88,25 @@ class CrmActionRunner:
         self.clock = clock
         self.context = CrmContext(database=database, client=client, gatherer=gatherer, clock=clock)
 
-    def run(self, action_id: int) -> str:
-        """Attempt one action now; returns its readable outcome (or why it did not run)."""
+    def run(self, action_id: int, *, live: set[str] | None = None) -> str:
+        """Attempt one action now; returns its readable outcome (or why it did not run).
+
+        `live`: locations this job found live a moment ago (a lead's actions run back to back), not asked again;
+        the location of this action joins it once found live. The token provider still refuses a call for a
+        location uninstalled meanwhile.
+        """
         action = actions.claim(self.database, action_id, now=self.clock(), lease=self.lease)
         if action is None:
             return f"crm action {action_id}: not due, finished, or held by another worker"
         label = f"crm action {action.id} ({action.kind}, {action.key})"
-        blocked = self._location_blocked(action)
+        blocked = None if live is not None and action.location_id in live else self._location_blocked(action)
         if blocked is not None:
             reason, reconnectable = blocked
             if reconnectable:  # retried like an outage: a person may reconnect the app meanwhile
                 return self._retry(action, reason, label=label)
             return self._finish(action, CrmAction.SKIPPED, f"not done: {reason}", label=label)
+        if live is not None:
+            live.add(action.location_id)
         executor = EXECUTORS.get(action.kind)
         if executor is None:
             return self._finish(action, CrmAction.FAILED, f"failed: no executor for {action.kind!r}", label=label)

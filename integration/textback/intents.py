@@ -26,6 +26,7 @@ __all__ = [
     "dialect_insert",
     "finish_call",
     "insert_ignore",
+    "inserted_id",
     "mark_retry",
     "mark_sent",
     "mark_unknown",
@@ -41,6 +42,13 @@ def insert_ignore(session: Session, model: type, **values: object) -> bool:
     # RETURNING, not rowcount: an ORM-session insert does not report a row count on every driver.
     statement = dialect_insert(session)(model).values(**values).on_conflict_do_nothing()
     return session.execute(statement.returning(*model.__table__.primary_key.columns)).first() is not None
+
+
+def inserted_id(session: Session, model: type, **values: object) -> int | None:
+    """insert_ignore for a model with an integer `id`: the new row's id, None when one existed already (so the
+    caller reads the existing one only then: one round trip in the usual case)."""
+    statement = dialect_insert(session)(model).values(**values).on_conflict_do_nothing()
+    return session.execute(statement.returning(model.id)).scalar()
 
 
 def record_missed_call(database: Database, call: Missed, *, event_id: int | None, now: datetime

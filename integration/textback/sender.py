@@ -30,16 +30,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from integration.crm.takeover import human_handling
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLError, GHLRateLimited, GHLUnauthorized
 from integration.liveness import current_holder, last_beat
-from integration.models import LocationSettings
 from integration.textback import intents
 from integration.textback.compose import compose_message
 from integration.textback.conversation import describe_sent
-from integration.textback.facts import FactGatherer, business_day, location_is_live, why_not_live
+from integration.textback.facts import FactGatherer, business_day, why_not_live
 from integration.textback.guards import Defer, Proceed, Skip, describe_ago, evaluate
+from integration.textback.last_check import last_check
 from integration.textback.missed_call import Missed, parse_timestamp
 from integration.textback.models import Caller, MissedCall, SendIntent
 from integration.textback.phone import normalize_number
@@ -353,19 +352,15 @@ class TextBackSender:
     def _blocked_now(self, session, intent: SendIntent) -> str | None:
         """What the database says right before the API call: still installed, enabled, not opted out, and no
         person has texted the caller since the call (human takeover, integration.crm.takeover)."""
-        if not location_is_live(session, intent.location_id):
+        check = last_check(session, intent)
+        if not check.live:
             return why_not_live(session, intent.location_id)
-        settings_row = session.get(LocationSettings, intent.location_id)
-        if settings_row is not None and not settings_row.enabled:
+        if check.enabled is False:
             return "text back is turned off for this sub-account"
-        caller = session.get(Caller, (intent.location_id, intent.to_number))
-        if caller is not None and caller.opted_out_at is not None:
+        if check.opted_out_at is not None:
             return "the caller opted out of texts"
-        call = session.get(MissedCall, intent.missed_call_id)
-        person = human_handling(session, intent.location_id, intent.contact_id,
-                                since=(call.called_at or call.created_at) if call is not None else intent.created_at)
-        if person is not None:
-            return f"a person (user {person.human_user_id}) already texted the caller"
+        if check.person_since_call(intent.created_at):
+            return f"a person (user {check.takeover_user}) already texted the caller"
         return None
 
     def _find_our_text(self, row: MissedCall | None, intent: SendIntent) -> tuple[str, str | None] | None:
