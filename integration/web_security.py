@@ -50,7 +50,7 @@ def csrf_token() -> str:
 
 
 def _check_csrf() -> None:
-    if request.method != "POST" or not request.path.startswith("/app"):
+    if request.method != "POST" or not (request.path == "/app" or request.path.startswith("/app/")):
         return
     if request.path == "/app/sso":
         if not request.is_json:

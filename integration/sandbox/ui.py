@@ -134,14 +134,22 @@ def _sso_payload(config, location: dict, users: list[dict]) -> str | None:
     """What HighLevel hands the Custom Page on REQUEST_USER_DATA: the user context, encrypted (§10.3)."""
     if not config.app_page_url or not users:
         return None
-    from integration.sso import encrypt_sso_payload
 
     user = next((u for u in users if u.get("roles", {}).get("role") == "admin"), users[0])
-    return encrypt_sso_payload({
-        "userId": user["id"], "companyId": location["companyId"], "role": user.get("roles", {}).get("role", "user"),
-        "type": "location", "activeLocation": location["id"], "userName": user.get("name"),
-        "email": user.get("email"),
-    }, config.sso_key)
+    return _user_context(config, user, company_id=location["companyId"], location_id=location["id"])
+
+
+def _user_context(config, user: dict, *, company_id: str, location_id: str | None) -> str:
+    """HighLevel's user context for `user`, encrypted with the app's shared secret; an agency user opened from
+    the agency view has no activeLocation."""
+    from integration.sso import encrypt_sso_payload
+
+    context = {"userId": user["id"], "companyId": company_id, "role": user.get("roles", {}).get("role", "user"),
+               "type": "location" if location_id else "agency", "userName": user.get("name"),
+               "email": user.get("email")}
+    if location_id:
+        context["activeLocation"] = location_id
+    return encrypt_sso_payload(context, config.sso_key)
 
 
 @bp.get("/ui/companies/<company_id>")
@@ -157,12 +165,7 @@ def agency_page(company_id: str):
         config = state.config
     payload = None
     if config.app_page_url and agency_user is not None:
-        from integration.sso import encrypt_sso_payload
-
-        payload = encrypt_sso_payload({
-            "userId": agency_user["id"], "companyId": company_id, "role": agency_user["roles"].get("role", "admin"),
-            "type": "agency", "userName": agency_user.get("name"), "email": agency_user.get("email"),
-        }, config.sso_key)
+        payload = _user_context(config, agency_user, company_id=company_id, location_id=None)
     return render_template("sandbox/agency.html", company=company, app_page_url=config.app_page_url,
                            sso_payload=payload)
 

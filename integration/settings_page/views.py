@@ -11,11 +11,13 @@ CSRF and the session are checked before any of these run (integration.web_securi
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Blueprint, abort, redirect, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from integration.app_page import current_context, render_location_page
+from integration.db import utcnow
 from integration.extensions import db, get_redis
 from integration.models import Company, Location, LocationSettings
 from integration.settings_page.fields import TEMPLATE_LABELS
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("settings_page", __name__, url_prefix="/app")
 
 TEST_TEXT_JOB = "workers.test_text.send_test_text"
+# Each test text is a real SMS on the business's bill: a few an hour per user is plenty.
+TEST_TEXTS_PER_HOUR = 5
 
 
 def _location_context() -> dict:
@@ -111,6 +115,11 @@ def send_test_text():
         abort(400, description="Pick which message to test.")
     _documents(context["location_id"], context["company_id"])  # 404 unless it is this tenant's
     with db.transaction() as s:
+        recent = s.scalar(select(func.count()).select_from(TestText).where(
+            TestText.location_id == context["location_id"], TestText.user_id == context["user_id"],
+            TestText.created_at >= utcnow() - timedelta(hours=1)))
+        if recent >= TEST_TEXTS_PER_HOUR:
+            abort(429, description=f"You sent {recent} test texts in the last hour; try again later.")
         row = TestText(location_id=context["location_id"], user_id=context["user_id"], template_key=template_key,
                        status=TestText.QUEUED)
         s.add(row)

@@ -350,3 +350,10 @@ def test_a_test_text_reaches_the_users_own_phone_and_is_never_a_missed_call(cont
 def test_a_test_text_needs_a_known_message(contractor):
     _, csrf = page(contractor)
     assert contractor.post("/app/settings/test-text", data={"csrf": csrf, "template": "../../etc"}).status_code == 400
+
+
+def test_test_texts_are_limited_per_hour(contractor):
+    _, csrf = page(contractor)
+    answers = [contractor.post("/app/settings/test-text", data={"csrf": csrf, "template": "business_hours"}).status_code
+               for _ in range(6)]
+    assert answers == [303] * 5 + [429]
