@@ -72,17 +72,24 @@ def cpu_sample(sessions: dict[int, str], *, database_name: str | None = None) ->
     return CpuSample(time.perf_counter(), (sum(values) - idle) / ticks, groups, os.getloadavg())
 
 
-def describe_cpu(before: CpuSample, after: CpuSample) -> list[str]:
-    """Lines: machine busy, then each group in cores, then everything else."""
+def describe_cpu(before: CpuSample, after: CpuSample, *, per: tuple[int, str] | None = None) -> list[str]:
+    """Lines: machine busy, then each group in cores, then everything else; with `per` (count, what), each
+    group's CPU milliseconds per item too (load-independent where cores are not: what to compare across runs)."""
     seconds = max(after.at - before.at, 1e-9)
     busy = (after.machine_busy - before.machine_busy) / seconds
     used = {name: (after.groups[name] - before.groups.get(name, 0.0)) / seconds for name in after.groups}
     ours = sum(used.values())
     parts = ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(used.items(), key=lambda kv: -kv[1])
                       if cores >= 0.005)
-    return [f"cpu (cores): machine busy {busy:.2f} of {os.cpu_count()}, load avg {after.load[0]:.2f}",
-            f"  {parts}",
-            f"  everything else (other processes on the machine): {max(busy - ours, 0.0):.2f}"]
+    lines = [f"cpu (cores): machine busy {busy:.2f} of {os.cpu_count()}, load avg {after.load[0]:.2f}",
+             f"  {parts}",
+             f"  everything else (other processes on the machine): {max(busy - ours, 0.0):.2f}"]
+    if per is not None and per[0] > 0:
+        count, what = per
+        each = ", ".join(f"{name} {cores * seconds * 1000 / count:.1f}" for name, cores
+                         in sorted(used.items(), key=lambda kv: -kv[1]) if cores >= 0.005)
+        lines.append(f"cpu ms per {what}: {each}")
+    return lines
 
 
 class CpuTimeline:

@@ -613,7 +613,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         after = sample()
         for line in texts.lines():
             say(line)
-        for line in describe_cpu(before, after):
+        for line in describe_cpu(before, after, per=(texts.texted_once, "texted call (its CRM follow-up included)")):
             say(f"  {line}")
         for outcome, count in texts.outcomes.items():
             say(f"    missed calls {outcome!r}: {count}")
@@ -645,7 +645,7 @@ def run(args: argparse.Namespace, run_dir: Path, stack: Stack) -> int:
         sandbox_control(urls, "POST", "config", {"latency": args.latency})
         for line in instant.lines():
             say(line)
-        for line in describe_cpu(before, after):
+        for line in describe_cpu(before, after, per=(instant.texted_once, "texted call (its CRM follow-up included)")):
             say(f"  {line}")
         rows.extend((f"{name} (latency off)", value, target, result)
                     for name, value, target, result in _text_rows(instant, crm_target=True))
