@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     # In-process jobs share one pool; forked horses build their own (see workers.worker). One connection kept open
     # per slot: a pool smaller than the slots opened and closed overflow connections all the time under load (a
     # PostgreSQL backend forked per connection, measured at a third of a core at 20 missed calls/s).
-    pool_size = None if worker_config.fork_per_job else worker_config.concurrency
+    pool_size = None if worker_config.fork_per_job else max(worker_config.concurrency,
+                                                             worker_config.follow_up_concurrency)
     app = create_app(settings, db_pool_size=pool_size)
     problem = _unreadable_tokens(settings)
     if problem:
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         from workers.supervisor import queues_of_process, supervise
 
         return supervise(lambda index: _run_worker(
-            app, settings, worker_config.override(queues=queues_of_process(worker_config.queues, index,
-                                                                           worker_config.processes)),
+            app, settings, _config_of_process(worker_config, queues_of_process(worker_config.queues, index,
+                                                                               worker_config.processes)),
             burst=False, maintenance=index == 0 and not args.no_maintenance), processes=worker_config.processes)
     return _run_worker(app, settings, worker_config, burst=args.burst,
                        maintenance=not (args.no_maintenance or args.burst))
@@ -134,6 +135,15 @@ def _run_worker(app, settings, worker_config, *, burst: bool, maintenance: bool)
             maintenance_process.join(timeout=10)
         connection.close()
     return 0
+
+
+def _config_of_process(worker_config, queues: tuple[str, ...]):
+    """One supervised process's settings: its queues, and the follow-up slots when it takes no webhook events."""
+    from workers.queues import WEBHOOKS_QUEUE
+
+    if WEBHOOKS_QUEUE in queues:
+        return worker_config.override(queues=queues)
+    return worker_config.override(queues=queues, concurrency=worker_config.follow_up_concurrency)
 
 
 def _concurrency_options(app, worker_config) -> dict:

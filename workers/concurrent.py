@@ -218,9 +218,12 @@ class ConcurrentWorker(SimpleWorker):
             time.sleep(delay)
             try:
                 self.connection.ping()
-                return
             except RedisError:
                 delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
+                continue
+            # Said now, not after the next dequeue: an idle worker's next dequeue blocks until work arrives.
+            self._redis_is_back()
+            return
 
     def _redis_is_back(self) -> None:
         if self._redis_down_since is not None:

@@ -33,12 +33,13 @@ def parse_delays(name: str, raw: str | None, default: tuple[int, ...]) -> tuple[
 
 
 def default_processes() -> int:
-    """Two worker processes where this process may use two cores or more, else one."""
+    """Four worker processes where this process may use two cores or more (three for webhook events, one for the
+    follow-ups: benchmarks/webhook_pipeline.py), else one."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return 2 if cores >= 2 else 1
+    return 4 if cores >= 2 else 1
 
 
 # A pruned webhook's dedupe key goes with it, so a replay of it would be stored anew. Kept longer than the longest
@@ -64,8 +65,13 @@ class WorkerConfig:
     # Worker processes `python -m workers` runs (workers.supervisor): one uses at most a core (the GIL).
     processes: int = field(default_factory=lambda: default_processes())
     # Jobs one worker process runs at once, in threads (workers.concurrent): a job mostly waits on HighLevel, so
-    # this, not the CPU, bounds a worker's throughput. Ignored with fork_per_job (one job per horse).
-    concurrency: int = 16
+    # this, not the CPU, bounds a worker's throughput. Ignored with fork_per_job (one job per horse). Few per
+    # process: every database and HTTP round trip of a job waits for the GIL behind the other busy threads, and
+    # at 16 a text job spent ~1.5 s of its ~1.9 s doing that at 20 missed calls/s; processes scale instead.
+    concurrency: int = 8
+    # The same for the processes that take no webhook events: a lead's follow-up waits on four HighLevel calls
+    # in a row, nobody waits on it, and a slower round trip there costs no caller anything.
+    follow_up_concurrency: int = 24
     # Of those, slots only webhook-event jobs may take: a burst of CRM follow-ups never delays a text.
     webhook_slots: int = 4
     # Each worker process writes a heartbeat this often (integration.liveness); one silent for
@@ -134,6 +140,8 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
                             maximum=64),
         concurrency=parse_int("WORKER_CONCURRENCY", env.get("WORKER_CONCURRENCY"), defaults.concurrency,
                               minimum=1, maximum=256),
+        follow_up_concurrency=parse_int("WORKER_FOLLOW_UP_CONCURRENCY", env.get("WORKER_FOLLOW_UP_CONCURRENCY"),
+                                        defaults.follow_up_concurrency, minimum=1, maximum=256),
         webhook_slots=parse_int("WORKER_WEBHOOK_SLOTS", env.get("WORKER_WEBHOOK_SLOTS"), defaults.webhook_slots,
                                 minimum=0, maximum=256),
         heartbeat_seconds=parse_float("WORKER_HEARTBEAT_SECONDS", env.get("WORKER_HEARTBEAT_SECONDS"),

@@ -25,7 +25,7 @@ from integration.textback.models import ConversationMessage, MissedCall
 from integration.textback.settings import SettingsError
 from workers.config import get_worker_config
 from workers.profiles import refresh_stale_profile
-from workers.queues import DEFAULT_QUEUE, enqueue_run_at, safe_job_id
+from workers.queues import DEFAULT_QUEUE, enqueue_run_at, live_jobs, safe_job_id
 from workers.textback import get_sender
 
 __all__ = [
@@ -50,6 +50,7 @@ OPEN_LEAD_JOB = "workers.crm.open_lead"
 _SWEEP_SLACK = timedelta(seconds=5)
 # Sent calls older than this are not turned into leads by the sweep (history before the CRM follow-up).
 _LEAD_LOOKBACK = timedelta(days=2)
+_CRM_JOB_TIMEOUT = 360
 
 
 def get_runner(app: Flask | None = None) -> CrmActionRunner:
@@ -67,7 +68,7 @@ def _enqueue_crm_job(func: str, row_id: int, *, job_id: str, when: datetime, rep
     """Run `func(row_id)` at `when` on the default queue (after webhook events), once per job id."""
     config = get_worker_config()
     enqueue_run_at(DEFAULT_QUEUE, func, int(row_id), connection=get_redis(), job_id=safe_job_id(job_id), when=when,
-                   job_timeout=360, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
+                   job_timeout=_CRM_JOB_TIMEOUT, result_ttl=config.result_ttl, failure_ttl=config.failure_ttl,
                    replace_finished=replace_finished)
 
 
@@ -108,7 +109,7 @@ def follow_up_missed_call(missed_call_id: int) -> str | None:
         if row is None or row.status != MissedCall.SENT:
             return None
     try:
-        _enqueue_crm_job(OPEN_LEAD_JOB, missed_call_id, job_id=f"crm-lead-{int(missed_call_id)}", when=utcnow(),
+        _enqueue_crm_job(OPEN_LEAD_JOB, missed_call_id, job_id=_lead_job_id(missed_call_id), when=utcnow(),
                          replace_finished=True)
     except Exception as exc:
         log.warning("missed call %s: could not queue the CRM follow-up (%s); the sweep will", missed_call_id,
@@ -216,12 +217,33 @@ def enqueue_due_crm_work(*, now: datetime | None = None, limit: int = 200) -> in
                                         MissedCall.created_at >= now - _LEAD_LOOKBACK,
                                         ~select(CrmLead.id).where(CrmLead.missed_call_id == MissedCall.id).exists())
             .order_by(MissedCall.id).limit(limit)))
+    # A lead whose own job is still queued (or running) is not one a hook missed: during a backlog that is every
+    # recent call, and opening them here too doubled the follow-up work just when the workers were behind.
+    queued = _lead_jobs_alive(texted)
     for missed_call_id in texted:
+        if missed_call_id in queued:
+            continue
         # Their changes as jobs of their own: this sweep may open up to `limit` leads in one run.
         open_lead(missed_call_id, run_actions=False)
     due = actions.due_actions(db, now=now, slack=_SWEEP_SLACK, limit=limit)
     for action_id, when in due:
         schedule_action(action_id, when)
-    if texted or due:
-        log.info("crm sweep: %d lead(s) opened, %d due action(s) enqueued", len(texted), len(due))
-    return len(texted) + len(due)
+    opened = len(texted) - len(queued)
+    if opened or due:
+        log.info("crm sweep: %d lead(s) opened, %d due action(s) enqueued", opened, len(due))
+    return opened + len(due)
+
+
+def _lead_jobs_alive(missed_call_ids: list[int]) -> set[int]:
+    """Those of `missed_call_ids` whose lead job is waiting or running; none when Redis cannot say."""
+    if not missed_call_ids:
+        return set()
+    try:
+        return live_jobs(get_redis(), {i: _lead_job_id(i) for i in missed_call_ids}, lease_seconds=_CRM_JOB_TIMEOUT)
+    except Exception as exc:  # the sweep then opens them itself, as it did before it could ask
+        log.warning("crm sweep: could not ask Redis which lead jobs are queued (%s)", type(exc).__name__)
+        return set()
+
+
+def _lead_job_id(missed_call_id: int) -> str:
+    return safe_job_id(f"crm-lead-{int(missed_call_id)}")

@@ -40,6 +40,7 @@ __all__ = [
     "event_job_id",
     "get_queue",
     "live_event_jobs",
+    "live_jobs",
     "safe_job_id",
 ]
 
@@ -265,17 +266,24 @@ def live_event_jobs(connection: Redis, events: list[tuple[int, int]], *, lease_s
     cost the maintenance process half a core while the workers were trying to catch up. What this cannot
     vouch for still goes through `enqueue_event`, which decides.
     """
+    return live_jobs(connection, {event_id: event_job_id(event_id, attempt) for event_id, attempt in events},
+                     lease_seconds=lease_seconds)
+
+
+def live_jobs(connection: Redis, job_ids: dict, *, lease_seconds: float) -> set:
+    """The keys of `job_ids` ({key: job id}) whose job is waiting, or started within `lease_seconds`; one
+    pipelined round trip (see live_event_jobs)."""
     pipeline = connection.pipeline(transaction=False)
-    for event_id, attempt in events:
-        pipeline.hmget(Job.key_for(event_job_id(event_id, attempt)), "status", "started_at")
+    for job_id in job_ids.values():
+        pipeline.hmget(Job.key_for(job_id), "status", "started_at")
     oldest_live_start = datetime.now(UTC) - timedelta(seconds=lease_seconds)
     live = set()
-    for (event_id, _), (status, started_at) in zip(events, pipeline.execute(), strict=True):
+    for key, (status, started_at) in zip(job_ids, pipeline.execute(), strict=True):
         status = status.decode() if status is not None else None
         started_recently = (status == JobStatus.STARTED and bool(started_at)
                             and utcparse(started_at.decode()) >= oldest_live_start)
         if status in _WAITING or started_recently:
-            live.add(event_id)
+            live.add(key)
     return live
 
 

@@ -103,4 +103,5 @@ def test_with_two_processes_the_first_takes_webhook_events_alone():
     assert queues_of_process(queues, 0, 1) == queues
     assert queues_of_process(queues, 0, 2) == (WEBHOOKS_QUEUE,)
     assert queues_of_process(queues, 1, 2) == queues_of_process(queues, 2, 3) == (DEFAULT_QUEUE, "low")
+    assert queues_of_process(queues, 0, 3) == queues_of_process(queues, 1, 3) == (WEBHOOKS_QUEUE,)
     assert queues_of_process((DEFAULT_QUEUE,), 0, 2) == (DEFAULT_QUEUE,)

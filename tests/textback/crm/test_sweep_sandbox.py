@@ -53,6 +53,19 @@ def test_the_sweep_opens_the_lead_of_a_texted_call_whose_follow_up_was_lost(stor
     assert enqueue_due_crm_work(now=utcnow() + LATER) == 0
 
 
+def test_the_sweep_leaves_a_lead_whose_own_job_is_still_queued_to_that_job(story, sandbox):
+    """During a backlog every recent texted call has no lead yet: the sweep opens only those whose job is gone."""
+    placed = story.held("place_call", CALLER, "no-answer")
+    story.process(placed["webhookId"])  # texted; its lead job waits on `default`
+    assert get_queue(DEFAULT_QUEUE, get_redis()).count == 1
+
+    assert enqueue_due_crm_work(now=utcnow() + LATER) == 0
+    assert lead_of(placed["contactId"]) is None
+    run_worker(DEFAULT_QUEUE)  # the lead's own job opens it and makes its changes
+    assert {key: a.status for key, a in actions_of(placed["contactId"]).items()} == {
+        "tag": "done", "note": "done", "opportunity": "done"}
+
+
 def test_the_sweep_enqueues_actions_whose_job_redis_lost(story, sandbox):
     placed = texted_with_its_lead_open(story)
     get_redis().flushdb()  # every queued CRM job is gone
