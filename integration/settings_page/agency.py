@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import case, func, select
@@ -103,10 +104,20 @@ def sub_account_rows(company_id: str, *, now: datetime | None = None) -> list[Su
         own = (row.values or {}) if row else {}
         rows.append(SubAccountRow(
             id=loc.id, name=loc.name or loc.id, status=status, enabled=bool(row.enabled) if row else True,
-            last_missed_at=last.get(loc.id), missed=int(missed or 0), texted=int(texted or 0),
+            last_missed_at=_local(last.get(loc.id), loc.timezone), missed=int(missed or 0), texted=int(texted or 0),
             replied=int(replied or 0), booked=int(booked or 0), recovered_value=float(value or 0),
             own_settings=sum(1 for f in fields_for("location") if get_path(own, f.path) is not None)))
     return rows
+
+
+def _local(moment: datetime | None, zone: str | None) -> datetime | None:
+    """`moment` in the sub-account's own time zone (UTC when it has none HighLevel told us, or an unknown one)."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(ZoneInfo(zone)) if zone else moment
+    except (KeyError, ValueError):
+        return moment
 
 
 def _defaults_section(company: Company | None, *, form: SettingsForm | None = None, saved: bool = False) -> dict:

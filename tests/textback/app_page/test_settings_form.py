@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -320,9 +321,15 @@ def test_the_agency_page_shows_each_sub_accounts_state_and_30_day_funnel(agency)
         s.add(MissedCall(call_key="k2", location_id=ACME, call_status="busy", status="skipped", created_at=utcnow()))
         installation = s.scalar(select(Installation).where(Installation.resource_id == ACME))
         installation.status = "needs_reconnect"
+        location = s.get(Location, ACME)
+        location.timezone = "America/Chicago"
+        called = s.scalar(select(func.max(MissedCall.created_at)).where(MissedCall.location_id == ACME))
     html, _ = page(agency)
     assert "needs reconnecting" in html and "reinstall TextBack for this sub-account" in html
     assert re.search(r"2 <span>&rarr;</span> 1 <span>&rarr;</span> 0", html)
+    # The last missed call in the sub-account's own time, as its contractor would say it.
+    local = called.astimezone(ZoneInfo("America/Chicago"))
+    assert local.strftime("%b %d, %H:%M ") + local.tzname() in html
 
 
 # --- Test text ---
