@@ -66,6 +66,11 @@ def create_sandbox_app(
     app = Flask(__name__, instance_path=str(instance), template_folder="templates")
     # Only signs the UI's flash messages; a fresh one per process is fine.
     app.secret_key = secrets.token_hex(32)
+    # Its own cookie: browsers share cookies between ports of one host, so with the default name the app's
+    # session (set by the page the sandbox embeds, on 127.0.0.1 too) replaced the sandbox UI's, and its next form
+    # post failed the CSRF check. HighLevel and the app are on different domains; here only the name keeps them
+    # apart.
+    app.config["SESSION_COOKIE_NAME"] = "textback_sandbox_session"
     app.json.sort_keys = False
     app.extensions["sandbox"] = state
 

@@ -71,6 +71,17 @@ def test_texts_sent_by_the_app_appear_in_the_thread(sandbox, browser):
     assert 'class="bubble outbound"' in page.text
 
 
+def test_the_embedded_apps_session_cookie_does_not_replace_the_sandboxs(sandbox, browser):
+    """Browsers (and requests) share cookies between ports of one host: the app the sandbox embeds sets its own
+    `session` cookie on 127.0.0.1 too, and a sandbox form posted after that must still pass its CSRF check."""
+    token = _csrf(browser.get(sandbox.url + "/", timeout=10))
+    browser.cookies.set("session", "the-embedded-apps-session", domain="127.0.0.1", path="/")
+    answer = browser.post(sandbox.url + "/ui/calls", data={
+        "from": "+1 512 555 0182", "locationId": ACME, "outcome": "no-answer", "duration": "0", "csrf": token},
+        timeout=10)
+    assert answer.status_code == 200 and "/ui/contacts/" in answer.url
+
+
 def test_location_page_lists_contacts(sandbox, browser):
     page = browser.get(f"{sandbox.url}/ui/locations/{ACME}", timeout=10)
 
