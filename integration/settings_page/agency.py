@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from integration.app_page import current_context
-from integration.crm.models import CrmLead
 from integration.db import utcnow
 from integration.extensions import db
 from integration.models import Company, Installation, Location, LocationSettings
+from integration.report import funnel_for_locations
 from integration.settings_page.fields import get_path
 from integration.settings_page.form import SettingsForm, apply_submission, fields_for, form_for, without_fields
 from integration.settings_page.preview import preview_data
@@ -80,32 +80,20 @@ def sub_account_rows(company_id: str, *, now: datetime | None = None) -> list[Su
             select(LocationSettings).where(LocationSettings.location_id.in_(ids)))}
         last = dict(s.execute(select(MissedCall.location_id, func.max(MissedCall.created_at))
                               .where(MissedCall.location_id.in_(ids)).group_by(MissedCall.location_id)).all())
-        calls = {row[0]: row[1:] for row in s.execute(
-            select(MissedCall.location_id, func.count(),
-                   func.sum(case((MissedCall.status == MissedCall.SENT, 1), else_=0)))
-            .where(MissedCall.location_id.in_(ids), MissedCall.created_at >= since)
-            .group_by(MissedCall.location_id)).all()}
-        leads = {row[0]: row[1:] for row in s.execute(
-            select(CrmLead.location_id,
-                   func.sum(case((CrmLead.replied_at.is_not(None), 1), else_=0)),
-                   func.sum(case((CrmLead.booked_at.is_not(None), 1), else_=0)),
-                   func.sum(case((CrmLead.outcome == CrmLead.WON, func.coalesce(CrmLead.outcome_value, 0)),
-                                 else_=0)))
-            .where(CrmLead.location_id.in_(ids), CrmLead.called_at >= since)
-            .group_by(CrmLead.location_id)).all()}
+        # The same counts as each sub-account's Lead Leak report (integration.report), one grouped query for all.
+        funnels = funnel_for_locations(s, ids, since)
     rows = []
     for loc in locations:
         install = installs.get(loc.id)
         status = ("uninstalled" if not loc.is_live else "no_access" if install is None
                   else "needs_reconnect" if install.status == "needs_reconnect" else "active")
         row = settings.get(loc.id)
-        missed, texted = calls.get(loc.id, (0, 0))
-        replied, booked, value = leads.get(loc.id, (0, 0, 0))
+        funnel = funnels[loc.id]
         own = (row.values or {}) if row else {}
         rows.append(SubAccountRow(
             id=loc.id, name=loc.name or loc.id, status=status, enabled=bool(row.enabled) if row else True,
-            last_missed_at=_local(last.get(loc.id), loc.timezone), missed=int(missed or 0), texted=int(texted or 0),
-            replied=int(replied or 0), booked=int(booked or 0), recovered_value=float(value or 0),
+            last_missed_at=_local(last.get(loc.id), loc.timezone), missed=funnel.missed, texted=funnel.texted,
+            replied=funnel.replied, booked=funnel.booked, recovered_value=funnel.won_value,
             own_settings=sum(1 for f in fields_for("location") if get_path(own, f.path) is not None)))
     return rows
 
