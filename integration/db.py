@@ -62,7 +62,11 @@ class UTCDateTime(TypeDecorator):
 
 def dialect_insert(bind) -> Callable:
     """The `insert` construct with ON CONFLICT support for this session's or connection's database."""
-    dialect = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
+    return dialect_insert_for((bind.get_bind() if isinstance(bind, Session) else bind).dialect.name)
+
+
+def dialect_insert_for(dialect: str) -> Callable:
+    """dialect_insert by the database's name ("postgresql" or "sqlite"), for statements built once per database."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":

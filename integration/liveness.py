@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from integration.db import Database, dialect_insert, utcnow
 from integration.models import WorkerHeartbeat
 
-__all__ = ["Heartbeat", "current_holder", "holder_is_dead", "last_beat", "set_current_holder"]
+__all__ = ["Heartbeat", "current_holder", "holder_is_dead", "holder_silent_since", "last_beat", "set_current_holder"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,13 @@ def current_holder() -> str | None:
 
 def holder_is_dead(holder_column, *, now: datetime, dead_after: float):
     """SQL: a holder is named and has no heartbeat newer than `dead_after` seconds."""
-    fresh = exists().where(_BEAT.name == holder_column, _BEAT.beat_at >= now - timedelta(seconds=dead_after))
+    return holder_silent_since(holder_column, now - timedelta(seconds=dead_after))
+
+
+def holder_silent_since(holder_column, cutoff):
+    """SQL: a holder is named and has not beaten since `cutoff` (a datetime, or a bound parameter of a statement
+    built once)."""
+    fresh = exists().where(_BEAT.name == holder_column, _BEAT.beat_at >= cutoff)
     return and_(holder_column.is_not(None), not_(fresh))
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "NEEDS_RECONNECT",
     "UNINSTALLED",
     "InstallationStore",
+    "installations_with_state",
     "is_location_active",
     "location_active_clause",
     "location_state",
@@ -284,6 +285,25 @@ def location_state(session: Session, location_id: str) -> tuple[str, bool] | Non
     waiting = _uninstall_waiting_clause(Location.id, Location.company_id, since)
     found = session.execute(select(Location.status, waiting).where(Location.id == location_id)).first()
     return None if found is None else (found[0], bool(found[1]))
+
+
+def installations_with_state(session: Session, resource_id: str) -> list:
+    """The installations acting for `resource_id` as rows of their columns, a Location token first, each with
+    `location_status` and `uninstall_waiting` (location_state's answer; None when it is no Location token or its
+    location has no row). One prebuilt statement: the token is read before every API call."""
+    rows = session.execute(_installations_with_state_query(), {"resource_id": resource_id}).all()
+    return sorted(rows, key=lambda row: row.user_type != LOCATION)
+
+
+@functools.cache
+def _installations_with_state_query():
+    since = func.coalesce(Location.installed_at, Location.created_at)
+    waiting = _uninstall_waiting_clause(Location.id, Location.company_id, since)
+    columns = [column for column in Installation.__table__.c]
+    return (select(*columns, Location.status.label("location_status"), waiting.label("uninstall_waiting"))
+            .select_from(Installation)
+            .outerjoin(Location, and_(Installation.user_type == LOCATION, Location.id == Installation.resource_id))
+            .where(Installation.resource_id == bindparam("resource_id")))
 
 
 def is_location_active(session: Session, location_id: str) -> bool:

@@ -48,7 +48,7 @@ from oauth.errors import (
 )
 from oauth.installation import LOCATION, MalformedTokenResponse, TokenGrant
 from oauth.models import AgencyInstall
-from oauth.store import ACTIVE, NEEDS_RECONNECT, InstallationStore, location_state, uninstall_waiting
+from oauth.store import ACTIVE, NEEDS_RECONNECT, InstallationStore, installations_with_state, uninstall_waiting
 
 __all__ = ["InstallationTokenProvider"]
 
@@ -176,9 +176,10 @@ class InstallationTokenProvider:
     def _read(self, resource_id: str) -> _Snapshot:
         # A read session (no BEGIN / COMMIT): this runs before every API call.
         with self.database.session() as session:
-            row = self.store.find(session, resource_id)
-            if row is None:
+            rows = installations_with_state(session, resource_id)
+            if not rows:
                 raise InstallationNotFound(f"no installation for {resource_id}", resource_id=resource_id)
+            row = rows[0]
             self._check_usable(session, row)
         try:
             access = self.store.access_token_of(row)
@@ -198,19 +199,20 @@ class InstallationTokenProvider:
             expires_at=row.expires_at, last_refreshed_at=row.last_refreshed_at,
         )
 
-    def _check_usable(self, session, row: Installation) -> None:
-        """Refuse uninstalled resources (including an UNINSTALL still waiting in the inbox)."""
+    def _check_usable(self, session, row) -> None:
+        """Refuse uninstalled resources (including an UNINSTALL still waiting in the inbox). `row`: one of
+        oauth.store.installations_with_state."""
         resource_id = row.resource_id
         if row.status == NEEDS_RECONNECT:
             raise NeedsReconnect(row.status_reason or "the installation needs reconnecting", resource_id=resource_id)
         if row.status != ACTIVE or row.access_token_encrypted is None:
             raise InstallationInactive(f"the app is not installed for {resource_id}", resource_id=resource_id)
         if row.user_type == LOCATION:
-            state = location_state(session, resource_id)  # one statement: this runs before every API call
-            if state is not None and state[0] != "installed":
+            # The location's state came with the row (one statement: this runs before every API call).
+            if row.location_status is not None and row.location_status != "installed":
                 raise InstallationInactive(f"the app is not installed for {resource_id}", resource_id=resource_id)
-            if state is not None:
-                waiting = state[1]
+            if row.location_status is not None:
+                waiting = bool(row.uninstall_waiting)
             else:
                 waiting = uninstall_waiting(session, location_id=resource_id, company_id=row.company_id,
                                             since=row.created_at)

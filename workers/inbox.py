@@ -9,16 +9,17 @@ every later write is conditioned on `attempts` still being the value its claim p
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, false, not_, or_, select, update
+from sqlalchemy import and_, bindparam, false, not_, or_, select, update
 
 from integration.db import Database, utcnow
 from integration.inbox import MAY_WAIT_EVENT_TYPE
-from integration.liveness import current_holder, holder_is_dead
+from integration.liveness import current_holder, holder_is_dead, holder_silent_since
 from integration.models import WebhookEvent
 from workers.queues import AnnouncedFrom
 
@@ -67,28 +68,51 @@ def claim_event(database: Database, event_id: int, *, lease_seconds: float, dead
     """Atomically take `event_id` if it is pending or its holder is gone (lease expired, or with `dead_after`, no
     heartbeat for that long); None if someone else has it. The claim names this process as the holder."""
     now = now or utcnow()
-    claimable = or_(_EVENT.status == PENDING, _held_by_the_dead(now=now, lease_seconds=lease_seconds,
-                                                                 dead_after=dead_after))
+    params = {"p_id": event_id, "p_now": now, "p_lease_cutoff": now - timedelta(seconds=lease_seconds),
+              "p_holder": current_holder()}
+    if dead_after is not None:
+        params["p_beat_cutoff"] = now - timedelta(seconds=dead_after)
     with database.autocommit() as connection:
         # One statement, one round trip: the compare-and-set returns what the handler needs (PostgreSQL, SQLite
         # >= 3.35), and being one statement it needs no transaction around it.
-        row = connection.execute(
-            update(_EVENTS)
-            .where(_EVENT.id == event_id, claimable)
-            .values(status=PROCESSING, claimed_at=now, claimed_by=current_holder(), attempts=_EVENT.attempts + 1)
-            .returning(_EVENT.attempts, _EVENT.event_type, _EVENT.location_id, _EVENT.company_id, _EVENT.payload)
-        ).one_or_none()
+        row = connection.execute(_claim_statement(dead_after is not None), params).one_or_none()
     if row is None:
         return None
     return ClaimedEvent(id=event_id, attempt=row.attempts, event_type=row.event_type, location_id=row.location_id,
                         company_id=row.company_id, payload=row.payload)
 
 
-def _update_held(database: Database, event: ClaimedEvent, **values) -> bool:
-    """Write `values` to the event's row if this worker still holds it (same attempt); False otherwise."""
-    held = and_(_EVENT.id == event.id, _EVENT.status == PROCESSING, _EVENT.attempts == event.attempt)
+@functools.cache
+def _claim_statement(checks_heartbeats: bool):
+    """claim_event's compare-and-set, built once (it runs for every event) with bound parameters."""
+    expired = _EVENT.claimed_at < bindparam("p_lease_cutoff")
+    if checks_heartbeats:
+        expired = or_(expired, holder_silent_since(_EVENT.claimed_by, bindparam("p_beat_cutoff")))
+    claimable = or_(_EVENT.status == PENDING, and_(_EVENT.status == PROCESSING, expired))
+    return (update(_EVENTS)
+            .where(_EVENT.id == bindparam("p_id"), claimable)
+            .values(status=PROCESSING, claimed_at=bindparam("p_now"), claimed_by=bindparam("p_holder"),
+                    attempts=_EVENT.attempts + 1)
+            .returning(_EVENT.attempts, _EVENT.event_type, _EVENT.location_id, _EVENT.company_id, _EVENT.payload))
+
+
+def _update_held(database: Database, event: ClaimedEvent, *, count_install_wait: bool = False, **values) -> bool:
+    """Write `values` to the event's row if this worker still holds it (same attempt); False otherwise.
+    `count_install_wait` adds one to install_waits in the same statement."""
+    params = {"p_id": event.id, "p_attempt": event.attempt, **{f"p_{name}": value for name, value in values.items()}}
     with database.autocommit() as connection:
-        return connection.execute(update(_EVENTS).where(held).values(**values)).rowcount == 1
+        statement = _held_update(tuple(sorted(values)), count_install_wait)
+        return connection.execute(statement, params).rowcount == 1
+
+
+@functools.cache
+def _held_update(columns: tuple[str, ...], count_install_wait: bool):
+    """The fenced UPDATE of `columns` (and install_waits + 1), built once per shape: two run for every event."""
+    held = and_(_EVENT.id == bindparam("p_id"), _EVENT.status == PROCESSING, _EVENT.attempts == bindparam("p_attempt"))
+    values: dict = {name: bindparam(f"p_{name}") for name in columns}
+    if count_install_wait:
+        values["install_waits"] = _EVENT.install_waits + 1
+    return update(_EVENTS).where(held).values(**values)
 
 
 def _clip(reason: str | None) -> str | None:
@@ -109,10 +133,8 @@ def release_for_retry(database: Database, event: ClaimedEvent, *, reason: str, c
     (oauth.install_wait). `attempts` still grows, as the fencing token must; `install_waits` records the claim
     so that EVENT_MAX_ATTEMPTS counts only the others.
     """
-    values: dict = {"status": PENDING, "status_reason": _clip(reason), "claimed_at": utcnow()}
-    if not counts:
-        values["install_waits"] = _EVENT.install_waits + 1
-    return _update_held(database, event, **values)
+    return _update_held(database, event, count_install_wait=not counts, status=PENDING, status_reason=_clip(reason),
+                        claimed_at=utcnow())
 
 
 def renew_lease(database: Database, event: ClaimedEvent) -> bool:
