@@ -87,8 +87,8 @@ class InstallState:
 
 def install_state(database: Database, event_id: int) -> InstallState | None:
     """The event's location and its install state (one round trip); None when the event has no location."""
-    with database.session() as session:
-        row = session.execute(_install_state_query(), {"event_id": event_id}).one_or_none()
+    with database.autocommit() as connection:
+        row = connection.execute(_install_state_query(), {"event_id": event_id}).one_or_none()
     if row is None or row[0] is None:
         return None
     return InstallState(location_id=row[0], received_at=row[1], waits=row[2], location_status=row[3],

@@ -291,7 +291,7 @@ def installations_with_state(session: Session, resource_id: str) -> list:
     """The installations acting for `resource_id` as rows of their columns, a Location token first, each with
     `location_status` and `uninstall_waiting` (location_state's answer; None when it is no Location token or its
     location has no row). One prebuilt statement: the token is read before every API call."""
-    rows = session.execute(_installations_with_state_query(), {"resource_id": resource_id}).all()
+    rows = session.connection().execute(_installations_with_state_query(), {"resource_id": resource_id}).all()
     return sorted(rows, key=lambda row: row.user_type != LOCATION)
 
 
@@ -314,7 +314,7 @@ def is_location_active(session: Session, location_id: str) -> bool:
     this before an API call; the TokenProvider enforces the same rule for calls that slip through.
     One statement (one round trip), built once: it is asked several times per missed call.
     """
-    return session.scalar(_active_location_query(), {"location_id": location_id}) is not None
+    return session.connection().scalar(_active_location_query(), {"location_id": location_id}) is not None
 
 
 def location_active_clause():

@@ -8,12 +8,13 @@ opens leads a hook missed and re-enqueues due actions whose job Redis lost.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from integration.crm import actions, followup, opt_outs, replies, takeover
 from integration.crm.models import CrmAction, CrmLead
@@ -104,10 +105,10 @@ def follow_up_missed_call(missed_call_id: int) -> str | None:
     Safe to call again (a duplicate webhook repairs a lost job this way): one job id per call, and opening a
     lead that exists changes nothing. An enqueue that fails is left to the CRM sweep.
     """
-    with db.session() as session:
-        row = session.get(MissedCall, missed_call_id)
-        if row is None or row.status != MissedCall.SENT:
-            return None
+    with db.autocommit() as connection:
+        status = connection.execute(_call_status_query(), {"id": missed_call_id}).scalar()
+    if status != MissedCall.SENT:
+        return None
     try:
         _enqueue_crm_job(OPEN_LEAD_JOB, missed_call_id, job_id=_lead_job_id(missed_call_id), when=utcnow(),
                          replace_finished=True)
@@ -160,6 +161,13 @@ def run_now(action_ids: Iterable[int]) -> list[str]:
                         type(exc).__name__, exc_info=True)
             schedule_now([action_id])
     return outcomes
+
+
+@functools.cache
+def _call_status_query():
+    # Built once: asked after every missed call's text.
+    calls = MissedCall.__table__.c
+    return select(calls.status).where(calls.id == bindparam("id"))
 
 
 def follow_up_inbound_sms(payload: Mapping) -> str | None:

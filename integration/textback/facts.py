@@ -125,7 +125,7 @@ class FactGatherer:
             SettingsError: the stored document does not validate.
         """
         # One statement (it is read for every call event): the location's own row and its agency's defaults.
-        found = session.execute(_settings_query(), {"location_id": location_id}).first()
+        found = session.connection().execute(_settings_query(), {"location_id": location_id}).first()
         enabled, values, company_defaults = found if found is not None else (None, None, None)
         settings = effective_settings(company_defaults=company_defaults, location_values=values)
         return (enabled if enabled is not None else True), settings
@@ -220,10 +220,10 @@ class FactGatherer:
         caller_phone = normalize_number((raw_contact.get("phone") if raw_contact else None) or call.caller_number,
                                         default_region=region)
         today = business_day(now, settings.timezone or profile.timezone)
-        with self.database.session() as session:
-            caller = session.execute(_caller_query(), {"location_id": call.location_id, "phone": caller_phone}
-                                     ).first() if caller_phone else None
-            sent_today = session.scalar(_sent_today_query(), {"location_id": call.location_id, "day": today}) or 0
+        with self.database.autocommit() as connection:
+            caller = connection.execute(_caller_query(), {"location_id": call.location_id, "phone": caller_phone}
+                                        ).first() if caller_phone else None
+            sent_today = connection.scalar(_sent_today_query(), {"location_id": call.location_id, "day": today}) or 0
         last_texted_at = caller.last_texted_at if caller else None
         if caller is not None and caller.last_call_key == call.call_key:
             last_texted_at = None
@@ -250,12 +250,12 @@ class FactGatherer:
         call (integration.textback.customers.texted_before)."""
         if not call.contact_id or not search_can_matter(settings):
             return False
-        earlier = session.execute(_last_text_to_contact_query(), {
+        earlier = session.connection().execute(_last_text_to_contact_query(), {
             "location_id": call.location_id, "contact_id": call.contact_id, "call_key": call.call_key}).first()
         if earlier is None:
             return False
-        caller = session.execute(_caller_query(), {"location_id": call.location_id, "phone": earlier.to_number}
-                                 ).first()
+        caller = session.connection().execute(_caller_query(), {"location_id": call.location_id,
+                                                                "phone": earlier.to_number}).first()
         return texted_before(earlier.sent_at, opted_out=caller is not None and caller.opted_out_at is not None,
                              settings=settings, now=now)
 

@@ -58,21 +58,29 @@ def record_missed_call(database: Database, call: Missed, *, event_id: int | None
 
     One upsert, one round trip: a later webhook for the same call only counts itself on the row.
     """
-    calls = MissedCall.__table__
     with database.autocommit() as connection:
-        statement = dialect_insert(connection)(calls).values(
+        row = connection.execute(_record_call_sql(connection.dialect.name), _bound(
             call_key=call.call_key, location_id=call.location_id, contact_id=call.contact_id,
             conversation_id=call.conversation_id, call_message_id=call.message_id,
             caller_number=call.caller_number, called_number=call.called_number,
             call_status=call.status, call_duration=call.duration, called_at=call.called_at, user_id=call.user_id,
-            webhook_event_id=event_id, duplicate_webhooks=0, status=MissedCall.PENDING, created_at=now, updated_at=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[calls.c.call_key],
-            set_={"duplicate_webhooks": calls.c.duplicate_webhooks + 1, "updated_at": now})
-        row = connection.execute(statement.returning(calls.c.id, calls.c.duplicate_webhooks)).one()
+            webhook_event_id=event_id, now=now)).one()
     # The first webhook inserted the row with no duplicates; every later one made the count at least 1.
     return row.id, row.duplicate_webhooks == 0
+
+
+@functools.cache
+def _record_call_sql(dialect_name: str):
+    calls = MissedCall.__table__
+    names = ("call_key", "location_id", "contact_id", "conversation_id", "call_message_id", "caller_number",
+             "called_number", "call_status", "call_duration", "called_at", "user_id", "webhook_event_id")
+    statement = dialect_insert_for(dialect_name)(calls).values(
+        **{name: _param(name) for name in names}, duplicate_webhooks=0, status=MissedCall.PENDING,
+        created_at=_param("now"), updated_at=_param("now"))
+    statement = statement.on_conflict_do_update(
+        index_elements=[calls.c.call_key],
+        set_={"duplicate_webhooks": calls.c.duplicate_webhooks + 1, "updated_at": _param("now")})
+    return statement.returning(calls.c.id, calls.c.duplicate_webhooks)
 
 
 def finish_call(database: Database, missed_call_id: int, *, status: str, outcome: str,
@@ -239,18 +247,34 @@ def take_over(database: Database, intent_id: int, *, expected_status: str, now: 
 def mark_sent(database: Database, intent_id: int, *, message_id: str | None, conversation_id: str | None,
               now: datetime, outcome: str) -> None:
     """HighLevel has the text: store its messageId and close the call as sent (Core statements: once per text)."""
-    sent = SendIntent.__table__.c
     with database.transaction() as session:
-        missed_call_id = session.execute(
-            update(SendIntent.__table__).where(sent.id == intent_id)
-            .values(status=SendIntent.SENT, message_id=func.coalesce(sent.message_id, message_id),
-                    conversation_id=func.coalesce(conversation_id, sent.conversation_id),
-                    sent_at=func.coalesce(sent.sent_at, now), lease_until=None, last_error=None, updated_at=now)
-            .returning(sent.missed_call_id)
-        ).scalar_one()
-        session.execute(update(MissedCall.__table__).where(MissedCall.__table__.c.id == missed_call_id).values(
-            status=MissedCall.SENT, outcome=outcome, next_attempt_at=None, updated_at=now,
-            conversation_id=func.coalesce(MissedCall.__table__.c.conversation_id, conversation_id)))
+        connection = session.connection()
+        sql = _sent_sql()
+        missed_call_id = connection.execute(sql.intent, _bound(id=intent_id, message_id=message_id,
+                                                               conversation_id=conversation_id, now=now)).scalar_one()
+        connection.execute(sql.call, _bound(id=missed_call_id, outcome=outcome, now=now,
+                                            conversation_id=conversation_id))
+
+
+@dataclass(frozen=True)
+class _SentSql:
+    intent: object
+    call: object
+
+
+@functools.cache
+def _sent_sql() -> _SentSql:
+    sent, calls = SendIntent.__table__.c, MissedCall.__table__
+    intent = (update(SendIntent.__table__).where(sent.id == _param("id"))
+              .values(status=SendIntent.SENT, message_id=func.coalesce(sent.message_id, _param("message_id")),
+                      conversation_id=func.coalesce(_param("conversation_id"), sent.conversation_id),
+                      sent_at=func.coalesce(sent.sent_at, _param("now")), lease_until=None, last_error=None,
+                      updated_at=_param("now"))
+              .returning(sent.missed_call_id))
+    call = update(calls).where(calls.c.id == _param("id")).values(
+        status=MissedCall.SENT, outcome=_param("outcome"), next_attempt_at=None, updated_at=_param("now"),
+        conversation_id=func.coalesce(calls.c.conversation_id, _param("conversation_id")))
+    return _SentSql(intent, call)
 
 
 def renew_lease(database: Database, intent_id: int, *, until: datetime) -> bool:
