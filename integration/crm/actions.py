@@ -7,9 +7,10 @@ who won, as in integration.textback.intents. That holds on PostgreSQL and SQLite
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from integration.crm.models import CrmAction
@@ -37,23 +38,11 @@ def claim(database: Database, action_id: int, *, now: datetime, lease: timedelta
     An action found `running` with its lease run out was abandoned by a dead worker: its request may
     have reached HighLevel, so it is taken over with `maybe_done` set.
     """
-    claimable = or_(
-        and_(CrmAction.status == CrmAction.PENDING,
-             or_(CrmAction.next_attempt_at.is_(None), CrmAction.next_attempt_at <= now + _EARLY)),
-        and_(CrmAction.status == CrmAction.RUNNING, CrmAction.lease_until < now),
-    )
-    with database.transaction() as session:
-        # The row comes back with the UPDATE (RETURNING): one round trip per claim.
-        action = session.scalars(
-            update(CrmAction).where(CrmAction.id == action_id, claimable).values(
-                maybe_done=case((CrmAction.status == CrmAction.RUNNING, True), else_=CrmAction.maybe_done),
-                status=CrmAction.RUNNING, lease_until=now + lease, attempts=CrmAction.attempts + 1, updated_at=now,
-            ).returning(CrmAction).execution_options(synchronize_session=False)
-        ).one_or_none()
-        if action is None:
-            return None
-        session.expunge(action)
-        return action
+    with database.autocommit() as connection:
+        # One statement, committed by itself; the row comes back with the UPDATE (RETURNING).
+        row = connection.execute(_claim_sql(), {"p_id": action_id, "p_now": now, "p_due_by": now + _EARLY,
+                                                "p_lease_until": now + lease}).one_or_none()
+    return None if row is None else CrmAction(**row._mapping)
 
 
 def finish(database: Database, action_id: int, *, status: str, outcome: str, now: datetime,
@@ -63,14 +52,40 @@ def finish(database: Database, action_id: int, *, status: str, outcome: str, now
     `last_error` keeps the last failure of an action that then succeeded: what it went through.
     """
     assert status in CrmAction.FINAL
-    with database.transaction() as session:
-        return session.execute(
-            update(CrmAction).where(CrmAction.id == action_id, CrmAction.status == CrmAction.RUNNING).values(
-                status=status, outcome=outcome[:2000], result_id=result_id,
-                last_error=error[:2000] if error else CrmAction.last_error, lease_until=None, next_attempt_at=None,
-                finished_at=now, updated_at=now,
-            )
-        ).rowcount == 1
+    with database.autocommit() as connection:
+        return connection.execute(_finish_sql(), {
+            "p_id": action_id, "p_status": status, "p_outcome": outcome[:2000], "p_result_id": result_id,
+            "p_error": error[:2000] if error else None, "p_now": now}).rowcount == 1
+
+
+# claim and finish run for every CRM action (three per missed call): built once, run on a connection.
+
+
+@functools.cache
+def _claim_sql():
+    actions = CrmAction.__table__
+    c = actions.c
+    claimable = or_(
+        and_(c.status == CrmAction.PENDING,
+             or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("p_due_by"))),
+        and_(c.status == CrmAction.RUNNING, c.lease_until < bindparam("p_now")),
+    )
+    return update(actions).where(c.id == bindparam("p_id"), claimable).values(
+        maybe_done=case((c.status == CrmAction.RUNNING, True), else_=c.maybe_done),
+        status=CrmAction.RUNNING, lease_until=bindparam("p_lease_until"), attempts=c.attempts + 1,
+        updated_at=bindparam("p_now"),
+    ).returning(*c)
+
+
+@functools.cache
+def _finish_sql():
+    actions = CrmAction.__table__
+    c = actions.c
+    return update(actions).where(c.id == bindparam("p_id"), c.status == CrmAction.RUNNING).values(
+        status=bindparam("p_status"), outcome=bindparam("p_outcome"), result_id=bindparam("p_result_id"),
+        last_error=func.coalesce(bindparam("p_error", type_=c.last_error.type), c.last_error), lease_until=None,
+        next_attempt_at=None, finished_at=bindparam("p_now"), updated_at=bindparam("p_now"),
+    )
 
 
 def postpone(database: Database, action_id: int, *, until: datetime, reason: str, now: datetime,

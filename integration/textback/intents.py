@@ -40,16 +40,30 @@ __all__ = [
 
 def insert_ignore(session: Session, model: type, **values: object) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL or SQLite; True when a row was inserted."""
-    # RETURNING, not rowcount: an ORM-session insert does not report a row count on every driver.
-    statement = dialect_insert(session)(model).values(**values).on_conflict_do_nothing()
-    return session.execute(statement.returning(*model.__table__.primary_key.columns)).first() is not None
+    # RETURNING, not rowcount: an ORM-session insert does not report a row count on every driver. On the session's
+    # connection, after what the session holds is flushed (as session.execute would).
+    session.flush()
+    connection = session.connection()
+    statement = _insert_ignoring(connection.dialect.name, model, tuple(values), returning_id=False)
+    return connection.execute(statement, _bound(**values)).first() is not None
 
 
 def inserted_id(session: Session, model: type, **values: object) -> int | None:
     """insert_ignore for a model with an integer `id`: the new row's id, None when one existed already (so the
     caller reads the existing one only then: one round trip in the usual case)."""
-    statement = dialect_insert(session)(model).values(**values).on_conflict_do_nothing()
-    return session.execute(statement.returning(model.id)).scalar()
+    session.flush()
+    connection = session.connection()
+    statement = _insert_ignoring(connection.dialect.name, model, tuple(values), returning_id=True)
+    return connection.execute(statement, _bound(**values)).scalar()
+
+
+@functools.cache
+def _insert_ignoring(dialect_name: str, model: type, columns: tuple[str, ...], *, returning_id: bool):
+    """The INSERT ... ON CONFLICT DO NOTHING of these columns, built once per shape (several run per missed call)."""
+    table = model.__table__
+    statement = dialect_insert_for(dialect_name)(table).values(**{name: _param(name) for name in columns})
+    statement = statement.on_conflict_do_nothing()
+    return statement.returning(table.c.id if returning_id else table.primary_key.columns.values()[0])
 
 
 def record_missed_call(database: Database, call: Missed, *, event_id: int | None, now: datetime
