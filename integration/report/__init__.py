@@ -4,6 +4,7 @@
              the agency page: `funnel_for_locations`)
 - timing     response times: call -> text, call -> first human reply
 - lead_leak  the period, the leak formula and the recovered value
+- rollup     the weeks from the per-day rollup (models: report_daily_funnels, kept right by triggers, 0015)
 - chart      the weekly trend as server-side SVG
 - page       GET /app/report and GET /app/report.csv
 """

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from integration.models import Location
 from integration.report.funnel import Funnel, weekly_funnels
+from integration.report.rollup import rollup_zone, weekly_funnels_from_rollup
 from integration.report.timing import ResponseTimes, response_times
 
 __all__ = ["PERIODS", "LeadLeak", "Week", "build_report", "week_starts"]
@@ -39,6 +40,7 @@ class LeadLeak:
     until: datetime
     average_job_value: float
     times: ResponseTimes
+    from_rollup: bool = False  # the weeks were read from the per-day rollup (integration.report.rollup)
 
     @property
     def weeks_measured(self) -> float:
@@ -67,8 +69,14 @@ def week_starts(now: datetime, zone: ZoneInfo, weeks: int) -> list[datetime]:
 
 def build_report(session: Session, location_id: str, *, zone: ZoneInfo, weeks: int, average_job_value: float,
                  now: datetime) -> LeadLeak:
+    """The report; its weeks come from the per-day rollup when it is in `zone` (see `ensure_rollup`), else from
+    the calls themselves (the same numbers: tests/activity/test_report_rollup.py)."""
     starts = week_starts(now, zone, weeks)
-    per_week = weekly_funnels(session, location_id, starts, now)
+    from_rollup = bool(zone.key) and rollup_zone(session, location_id) == zone.key
+    if from_rollup:
+        per_week = weekly_funnels_from_rollup(session, location_id, [s.astimezone(zone).date() for s in starts])
+    else:
+        per_week = weekly_funnels(session, location_id, starts, now)
     total = sum(per_week, Funnel())
     installed_at = session.get(Location, location_id).installed_at
     measured_since = max(starts[0], installed_at) if installed_at else starts[0]
@@ -76,5 +84,5 @@ def build_report(session: Session, location_id: str, *, zone: ZoneInfo, weeks: i
         weeks=[Week(starts=start.astimezone(zone).date(), funnel=funnel)
                for start, funnel in zip(starts, per_week, strict=True)],
         total=total, measured_since=min(measured_since, now), until=now, average_job_value=average_job_value,
-        times=response_times(session, location_id, starts[0], now),
+        times=response_times(session, location_id, starts[0], now), from_rollup=from_rollup,
     )

@@ -16,6 +16,7 @@ from integration.extensions import db
 from integration.page_tenant import signed_in_location
 from integration.report.chart import trend_svg
 from integration.report.lead_leak import DEFAULT_WEEKS, PERIODS, LeadLeak, build_report
+from integration.report.rollup import ensure_rollup
 
 __all__ = ["bp"]
 
@@ -38,6 +39,8 @@ def _weeks(raw: str | None) -> int:
 
 
 def _report(location, weeks: int) -> LeadLeak:
+    # Once per location and zone (a first report, a changed time zone): roll its calls up per local day.
+    ensure_rollup(db.engine, location.id, location.zone)
     with db.session() as session:
         return build_report(session, location.id, zone=location.zone, weeks=weeks,
                             average_job_value=location.average_job_value, now=utcnow())

@@ -139,7 +139,12 @@ class ConversationMessage(Base):
     """
 
     __tablename__ = "textback_conversation_messages"
-    __table_args__ = (Index("ix_textback_conversation_messages_contact", "location_id", "contact_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_textback_conversation_messages_contact", "location_id", "contact_id", "occurred_at"),
+        # The report's call -> first human reply: people's texts only (migration 0015).
+        Index("ix_textback_conversation_messages_person", "location_id", "contact_id", "occurred_at",
+              postgresql_where=text("author = 'person'"), sqlite_where=text("author = 'person'")),
+    )
 
     # caller: an inbound SMS; person: an outbound text from a user or workflow; textback: our own echo.
     CALLER, PERSON, TEXTBACK = "caller", "person", "textback"
