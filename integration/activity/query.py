@@ -21,7 +21,7 @@ from sqlalchemy import Select, false, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from integration.activity.filters import ActivityFilters, Cursor
-from integration.activity.wording import ActivityRow, ignored_row, missed_row
+from integration.activity.wording import MISSED_COLUMNS, ActivityRow, ignored_row, missed_row
 from integration.crm.models import CrmLead
 from integration.models import WebhookEvent
 from integration.textback.models import IGNORED_CALLS_SQL, MissedCall
@@ -47,8 +47,7 @@ def fetch_page(session: Session, location_id: str, filters: ActivityFilters, *, 
     """Up to `limit` rows after `cursor` for `location_id` (the session's tenant: the only place it comes from)."""
     rows: list[ActivityRow] = []
     if filters.includes_missed:
-        rows += [missed_row(r) for r in session.execute(_missed_calls(location_id, filters, cursor, limit + 1))
-                 .mappings()]
+        rows += [missed_row(r) for r in session.execute(_missed_calls(location_id, filters, cursor, limit + 1))]
     if filters.includes_ignored:
         found = list(session.execute(_ignored_calls(location_id, filters, cursor, limit + 1)).mappings())
         callers = _known_callers(session, location_id, [r["payload"] for r in found])
@@ -61,6 +60,7 @@ def fetch_page(session: Session, location_id: str, filters: ActivityFilters, *, 
 
 
 def _missed_calls(location_id: str, filters: ActivityFilters, cursor: Cursor | None, limit: int) -> Select:
+    """The missed calls after `cursor`, newest first: MISSED_COLUMNS in order, as missed_row reads them."""
     statement = (
         select(_CALLS.id, _CALLS.created_at, _CALLS.called_at, _CALLS.caller_number, _CALLS.contact_name,
                _CALLS.call_status, _CALLS.call_duration, _CALLS.status, _CALLS.outcome,
@@ -136,3 +136,6 @@ def _known_callers(session: Session, location_id: str, payloads: list) -> dict[s
 def _contains(search: str) -> str:
     escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+assert tuple(c.name for c in _missed_calls("", ActivityFilters(), None, 1).selected_columns) == MISSED_COLUMNS

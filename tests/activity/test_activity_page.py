@@ -8,11 +8,13 @@ import html as html_lib
 import io
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from integration.activity.filters import ActivityFilters, Cursor
 from integration.activity.query import fetch_page
+from integration.csv_stream import safe_cell
 from integration.db import utcnow
 from integration.extensions import db
 from tests.activity import seed
@@ -20,6 +22,7 @@ from tests.activity.helpers import sign_in, table_rows
 
 HERE, OTHER = "LocationActivity0001", "LocationActivity0002"
 ZONE_FILTERS = ActivityFilters()
+ZONE = ZoneInfo("America/Chicago")  # tests/activity/seed.py's locations
 
 
 def _seed_mixed(now: datetime) -> list[tuple[int, int]]:
@@ -206,3 +209,36 @@ def test_a_location_of_another_company_is_not_shown(app, client, settings):
     for path in ("/app/activity", "/app/report"):
         response = client.get(path)
         assert response.status_code == 404 and "Hidden Caller" not in response.get_data(as_text=True)
+
+
+def test_the_csv_has_the_pages_rows_in_the_pages_order_across_its_batches(app, client, settings):
+    """The export builds its cells without the page's objects: they must still say what the page says."""
+    from integration.activity.export import activity_csv
+    from integration.page_tenant import SignedInLocation, location_settings
+
+    now = utcnow()
+    _seed_mixed(now)
+    seed.missed_call(HERE, now - timedelta(hours=5), status="sent", name="@SUM(A1)", number="-x",
+                     lead={"replied_at": now - timedelta(hours=4), "reply_body": "=cmd|' /C calc'!A0 " + "x" * 200})
+    location = SignedInLocation(id=HERE, name="Acme", company_id=None, settings=location_settings(None, None),
+                                zone=ZONE)
+    for filters in (ZONE_FILTERS, ActivityFilters.from_args({"outcome": "failed"}, zone=ZONE),
+                    ActivityFilters.from_args({"q": "555"}, zone=ZONE)):
+        expected, cursor = [], None
+        while True:
+            with db.session() as session:
+                page = fetch_page(session, HERE, filters, cursor=cursor, limit=9)
+            expected += [(r.called_at.astimezone(ZONE).isoformat(timespec="seconds"), safe_cell(r.caller_name),
+                          safe_cell(r.caller_number), r.call, r.badge, r.outcome, safe_cell(r.reply),
+                          r.replied_at.astimezone(ZONE).isoformat(timespec="seconds") if r.replied_at else "",
+                          r.stage or "") for r in page.rows]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        body = b"".join(activity_csv(location, filters, batch_size=7)).decode().lstrip("\ufeff")
+        rows = [tuple(r) for r in csv.reader(io.StringIO(body))][1:]
+        assert rows == [tuple(str(c) for c in row) for row in expected]
+        assert len(rows) > 7
+    everything = list(csv.reader(io.StringIO(b"".join(activity_csv(location, ZONE_FILTERS, batch_size=7)).decode())))
+    assert ["'@SUM(A1)", "'-x"] in [r[1:3] for r in everything]
+    assert any(r[6].startswith("'=cmd|") and r[6].endswith("…") for r in everything)
