@@ -17,13 +17,19 @@ from integration.extensions import db, get_settings
 from integration.models import Installation, Location
 from integration.sso import SSOError, decrypt_sso_payload
 
-__all__ = ["bp", "current_context", "render_location_page"]
+__all__ = ["bp", "current_context", "is_agency_admin", "render_location_page"]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("app_page", __name__, url_prefix="/app")
 
 SESSION_KEY = "sso"
 SESSION_SECONDS = 3600
+
+
+def is_agency_admin(context: dict) -> bool:
+    """An agency admin per HighLevel's SSO payload (type "agency", role "admin"): the only users who may change the
+    agency's defaults or apply them to sub-accounts. Agency users with another role, and sub-account users, may not."""
+    return context.get("type") == "agency" and context.get("role") == "admin"
 
 
 def current_context() -> dict | None:
@@ -53,7 +59,9 @@ def sso_exchange():
     changed = (previous.get("user_id"), previous.get("company_id"), previous.get("location_id")) != (
         context.user_id, context.company_id, context.location_id)
     if not changed:
-        session[SESSION_KEY] = dict(previous, expires_at=time.time() + SESSION_SECONDS)
+        # The role can change in HighLevel while the iframe stays open: the latest payload's word counts.
+        session[SESSION_KEY] = dict(previous, role=context.role, type=context.type, user_name=context.user_name,
+                                    expires_at=time.time() + SESSION_SECONDS)
         return {"ok": True, "changed": False, "locationId": context.location_id, "companyId": context.company_id}
     session.clear()
     session[SESSION_KEY] = {
@@ -61,6 +69,7 @@ def sso_exchange():
         "company_id": context.company_id,
         "location_id": context.location_id,
         "role": context.role,
+        "type": context.type,
         "user_name": context.user_name,
         "expires_at": time.time() + SESSION_SECONDS,
     }

@@ -8,6 +8,10 @@ POST /app/agency/sub-accounts  for the ticked sub-accounts: apply the defaults (
 The 30-day numbers are three grouped queries over the agency's locations (missed calls by location and
 created_at, leads by location), not one query per sub-account.
 
+Only an agency admin (HighLevel's SSO payload: type "agency", role "admin") may POST here; any other agency user
+gets the page read-only (its controls disabled, a sentence saying why) and a forged POST is a 403 that changes
+nothing.
+
 Tenancy: only the session's company, and only locations whose company_id is that company, are read or
 written; a location id posted for another agency is ignored.
 """
@@ -22,7 +26,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from integration.app_page import current_context
+from integration.app_page import current_context, is_agency_admin
 from integration.db import utcnow
 from integration.extensions import db
 from integration.models import Company, Installation, Location, LocationSettings
@@ -60,11 +64,25 @@ class SubAccountRow:
     own_settings: int  # how many form fields it set itself
 
 
+READ_ONLY = ("Only an agency admin can change the agency defaults or apply them to sub-accounts. You can see "
+             "everything here; ask an admin of your agency in HighLevel to make changes.")
+
+
 def _agency_context() -> dict:
     context = current_context()
     if context is None or context.get("location_id"):
         abort(401, description="Open TextBack from the agency view in HighLevel to manage sub-accounts.")
     return context
+
+
+def _agency_admin_context():
+    """(the session's context, None) for an agency admin; (None, the read-only page answering 403) otherwise."""
+    context = _agency_context()
+    if not is_agency_admin(context):
+        log.info("app page: agency %s: change refused for user %s (type %s, role %s)", context["company_id"],
+                 context.get("user_id"), context.get("type"), context.get("role"))
+        return None, agency_page(context, status=403, refused=True)
+    return context, None
 
 
 def sub_account_rows(company_id: str, *, now: datetime | None = None) -> list[SubAccountRow]:
@@ -122,7 +140,7 @@ def _defaults_section(company: Company | None, *, form: SettingsForm | None = No
 
 
 def agency_page(context: dict, *, status: int = 200, form: SettingsForm | None = None,
-                installed_notice: str | None = None):
+                installed_notice: str | None = None, refused: bool = False):
     company_id = context["company_id"]
     with db.session() as s:
         company = s.get(Company, company_id)
@@ -136,12 +154,15 @@ def agency_page(context: dict, *, status: int = 200, form: SettingsForm | None =
     return render_template("app/agency.html", context=context, company=company, rows=sub_account_rows(company_id),
                            pending=pending, installed_notice=installed_notice, notice=notice,
                            settings=_defaults_section(company, form=form, saved=request.args.get("done") == "defaults"),
-                           reconnect_fix=RECONNECT_FIX, funnel_days=FUNNEL_DAYS), status
+                           reconnect_fix=RECONNECT_FIX, funnel_days=FUNNEL_DAYS,
+                           can_manage=is_agency_admin(context), read_only=READ_ONLY, refused=refused), status
 
 
 @bp.post("/defaults")
 def save_defaults():
-    context = _agency_context()
+    context, refusal = _agency_admin_context()
+    if refusal is not None:
+        return refusal
     with db.session() as s:
         company = s.get(Company, context["company_id"])
         own = dict(company.default_settings or {}) if company else {}
@@ -160,7 +181,9 @@ def save_defaults():
 
 @bp.post("/sub-accounts")
 def change_sub_accounts():
-    context = _agency_context()
+    context, refusal = _agency_admin_context()
+    if refusal is not None:
+        return refusal
     action = request.form.get("action", "")
     if action not in ("push", "on", "off"):
         abort(400, description="Choose what to do with the ticked sub-accounts.")

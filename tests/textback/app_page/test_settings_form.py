@@ -364,3 +364,47 @@ def test_test_texts_are_limited_per_hour(contractor):
     answers = [contractor.post("/app/settings/test-text", data={"csrf": csrf, "template": "business_hours"}).status_code
                for _ in range(6)]
     assert answers == [303] * 5 + [429]
+
+
+@pytest.mark.parametrize("context", [{"role": "user"}, {"role": "account-user"}, {"role": None},
+                                     {"type": "location"}, {"type": None}])
+def test_only_an_agency_admin_changes_or_applies_the_agency_defaults(tb_app, acme, tb_settings, context):
+    """Agency users who are no admins (or a payload that does not say agency) see the page read-only, and their
+    forged POSTs (with a valid CSRF token) change nothing."""
+
+    with db.transaction() as s:
+        s.get(Company, SEED_COMPANY_ID).default_settings = {"daily_cap": 40}
+        row = s.get(LocationSettings, ACME) or LocationSettings(location_id=ACME, enabled=True, values={})
+        row.values, row.enabled = {"cooldown_hours": 2}, True
+        s.merge(row)
+    viewer = tb_app.test_client()
+    sign_in(viewer, tb_settings.ghl_sso_key, **({"type": "agency", "activeLocation": None, "userName": "Val"}
+                                                | context))
+    html, csrf = page(viewer)
+    assert "Only an agency admin can change the agency defaults" in html
+    assert re.search(r'<button type="submit" name="action" value="push" disabled>', html)
+    assert re.search(f'id="pick-{ACME}" aria-label="[^"]+" disabled>', html)
+    assert '<fieldset disabled class="read-only"' in html and "Save agency defaults" in html
+    form = dict(form_of(html[html.index('id="defaults"'):]), daily_cap="1", csrf=csrf)
+    attempts = [("/app/agency/defaults", form)] + [
+        ("/app/agency/sub-accounts", {"csrf": csrf, "action": action, "location_id": ACME})
+        for action in ("push", "off", "on")]
+    for path, data in attempts:
+        response = viewer.post(path, data=data)
+        assert response.status_code == 403, path
+        assert "Nothing was changed. Only an agency admin" in response.get_data(as_text=True)
+    with db.session() as s:
+        assert s.get(Company, SEED_COMPANY_ID).default_settings == {"daily_cap": 40}
+        assert s.get(LocationSettings, ACME).values == {"cooldown_hours": 2}
+        assert s.get(LocationSettings, ACME).enabled is True
+
+
+def test_an_agency_admin_demoted_in_highlevel_is_read_only_at_the_next_sign_in(agency, tb_settings):
+
+    html, csrf = page(agency)
+    assert "Only an agency admin" not in html and "<fieldset disabled" not in html
+    # The iframe asks HighLevel again on every load: same user, same agency, now a plain user.
+    sign_in(agency, tb_settings.ghl_sso_key, type="agency", activeLocation=None, userName="Ann Agency", role="user")
+    assert agency.post("/app/agency/sub-accounts",
+                       data={"csrf": csrf, "action": "off", "location_id": ACME}).status_code == 403
+    assert "Only an agency admin" in page(agency)[0]
