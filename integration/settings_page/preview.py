@@ -1,6 +1,7 @@
 """The live preview's sample values: what the placeholders would be for a text sent now.
 
-The first name is a real caller's (the latest missed call's contact, read from HighLevel); the rest is
+The first name is a real caller's (the latest missed call's contact, read from HighLevel), or a sample name the
+page labels as one when there is no caller to take it from (SAMPLE_FIRST_NAME); the rest is
 what the send path would use (integration.textback.compose): the configured sender or the signed-in
 user's first name, the business name, the booking link, and when the business opens next.
 The browser re-renders as the user types (static/app/settings.js mirrors integration.textback.template).
@@ -19,10 +20,11 @@ from integration.textback.models import MissedCall
 from integration.textback.settings import SettingsError, TextBackSettings
 from integration.textback.template import DEFAULT_FALLBACKS, GSM_MULTI, GSM_SINGLE, UCS2_MULTI, UCS2_SINGLE
 
-__all__ = ["latest_caller_first_name", "preview_data"]
+__all__ = ["SAMPLE_FIRST_NAME", "latest_caller_first_name", "preview_data"]
 
 log = logging.getLogger(__name__)
 FALLBACK_ZONE = "America/New_York"
+SAMPLE_FIRST_NAME = "Jordan"
 
 
 def latest_caller_first_name(location_id: str, client) -> str | None:
@@ -58,9 +60,13 @@ def preview_data(*, settings: TextBackSettings | None, location_name: str | None
         except (SettingsError, ValueError, KeyError) as exc:
             log.info("app page: preview opening time unavailable (%s)", type(exc).__name__)
     user_first = (user_name or "").split()[0] if (user_name or "").split() else None
+    # No caller yet (a new sub-account, the agency's defaults): a realistic name, labelled as a sample on the page,
+    # so the preview reads like a real text rather than "Hi there".
+    sample = caller_first_name is None
     return {
+        "sample": sample,
         "values": {
-            "first_name": caller_first_name,
+            "first_name": SAMPLE_FIRST_NAME if sample else caller_first_name,
             "user_name": user_first,
             "business_name": location_name,
             "booking_link": None,

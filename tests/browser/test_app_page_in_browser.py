@@ -104,15 +104,17 @@ def test_contractor_edits_a_template_saves_by_keyboard_and_gets_a_test_text(sand
         .map(e => e.name)""")
     assert unlabelled == []
 
-    # The preview follows the typing: the caller's name fallback, the segment count, UCS-2 for an emoji.
+    # The preview follows the typing: a sample caller's name (no calls yet, and it says so), the segment count,
+    # UCS-2 for an emoji.
     template = app.locator("#template_business_hours")
     template.fill("Hi {first_name|there}, sorry we missed you!")
-    expect(app.locator("#template_business_hours-preview")).to_have_text("Hi there, sorry we missed you!")
+    expect(app.locator("#template_business_hours-preview")).to_have_text("Hi Jordan, sorry we missed you!")
+    expect(app.locator("#template_business_hours-preview-label")).to_contain_text("with a sample caller's name, Jordan")
     expect(app.locator("#template_business_hours-meta")).to_contain_text("1 segment")
     expect(app.locator("#template_business_hours-meta")).to_contain_text("GSM-7")
     long_text = "Hi {first_name|there}! " + "We will call you back shortly. " * 7 + "\U0001F600"
     template.fill(long_text)
-    expected = segment_info(render(long_text, {}))  # the server's count, for what the page shows
+    expected = segment_info(render(long_text, {"first_name": "Jordan"}))  # the server's count, for what the page shows
     assert (expected.encoding, expected.segments) == ("UCS-2", 4)
     expect(app.locator("#template_business_hours-meta")).to_contain_text(f"{expected.units} characters")
     expect(app.locator("#template_business_hours-meta")).to_contain_text("4 segments · UCS-2")
@@ -126,7 +128,7 @@ def test_contractor_edits_a_template_saves_by_keyboard_and_gets_a_test_text(sand
     page.keyboard.press("Space")
     expect(template).to_have_value("Hi {first_name|there}, this is {business_name}")
     app.locator("#business_name").fill("Acme Plumbing")
-    expect(app.locator("#template_business_hours-preview")).to_have_text("Hi there, this is Acme Plumbing")
+    expect(app.locator("#template_business_hours-preview")).to_have_text("Hi Jordan, this is Acme Plumbing")
     shot(page, "settings-preview")
 
     # A bad value: the message is tied to its field, and nothing is lost.

@@ -408,3 +408,35 @@ def test_an_agency_admin_demoted_in_highlevel_is_read_only_at_the_next_sign_in(a
     assert agency.post("/app/agency/sub-accounts",
                        data={"csrf": csrf, "action": "off", "location_id": ACME}).status_code == 403
     assert "Only an agency admin" in page(agency)[0]
+
+
+def _preview_json(html: str) -> dict:
+    import json
+    from html import unescape
+
+    return json.loads(unescape(re.search(r'<script type="application/json" id="preview-data">(.*?)</script>',
+                                         html, re.S).group(1)))
+
+
+def test_without_calls_the_preview_uses_a_sample_name_and_says_so(contractor, agency):
+    html, _ = page(contractor)
+    data = _preview_json(html)
+    assert data["values"]["first_name"] == "Jordan" and data["sample"] is True
+    assert "Preview with a sample caller's name, Jordan (your callers' own names once calls come in):" in html
+    assert "for your latest caller" not in html
+    agency_html, _ = page(agency)  # the agency's defaults have no callers at all
+    assert _preview_json(agency_html)["values"]["first_name"] == "Jordan"
+    assert "with a sample caller's name, Jordan" in agency_html
+
+
+def test_with_a_call_the_preview_uses_the_latest_callers_real_name(contractor):
+    from integration.sandbox.seed import SEED_CONTACT_IDS
+
+    with db.transaction() as s:
+        s.add(MissedCall(call_key="preview:1", location_id=ACME, contact_id=SEED_CONTACT_IDS[ACME][1],
+                         call_status="no-answer", status="sent", created_at=utcnow()))
+    html, _ = page(contractor)
+    data = _preview_json(html)
+    assert data["sample"] is False and data["values"]["first_name"] not in (None, "Jordan")
+    assert f"Preview for your latest caller, {data['values']['first_name']}:" in html
+    assert "sample caller" not in html
