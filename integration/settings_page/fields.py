@@ -70,9 +70,14 @@ def _decimal(low: float, high: float, what: str) -> Callable[[str], float]:
         except ValueError:
             raise FieldError(f"Enter {what} as a number, like 24 or 1.5.") from None
         if math.isnan(value) or math.isinf(value) or not low <= value <= high:
-            raise FieldError(f"Enter {what} from {low:g} to {high:g}.")
+            raise FieldError(f"Enter {what} from {_plain_number(low)} to {_plain_number(high)}.")
         return int(value) if value.is_integer() else value
     return parse
+
+
+def _plain_number(value: float) -> str:
+    """10000000 -> "10,000,000" (not "1e+07"), 1.5 -> "1.5"."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
 def _plain(limit: int, what: str) -> Callable[[str], str]:

@@ -25,3 +25,8 @@ def table_rows(html: str) -> list[str]:
     body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0] if "<tbody>" in html else ""
     rows = re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)
     return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
+
+
+def csrf_of(html: str) -> str:
+    """The page's CSRF token (every form carries the session's)."""
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)

@@ -134,3 +134,43 @@ def test_a_location_without_calls_gets_an_empty_report(app, client, settings):
     sign_in(client, settings, HERE)
     html = client.get("/app/report").get_data(as_text=True)
     assert _kpis(html)["Lead leak per year"] == "$0" and "Not set yet" in html
+
+
+def test_the_job_value_is_set_on_the_report_where_it_is_used(app, client, settings):
+    from integration.models import LocationSettings
+    from tests.activity.helpers import csrf_of
+
+    _seed_period()
+    sign_in(client, settings, HERE)
+    html = client.get("/app/report?weeks=4").get_data(as_text=True)
+    assert '<label for="average_job_value">Change it ($)</label>' in html and 'value="400"' in html
+    csrf = csrf_of(html)
+    for bad, message in (("abc", "Enter the job value as a number"), ("-5", "from 0 to 10,000,000"),
+                         ("1e9", "from 0 to 10,000,000"), ("nan", "from 0 to 10,000,000"),
+                         ("inf", "from 0 to 10,000,000"), ("12 000", "as a number")):
+        response = client.post("/app/report/job-value", data={"csrf": csrf, "weeks": "4", "average_job_value": bad})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 400 and message in page and "Nothing was saved." in page, bad
+        assert 'aria-invalid="true"' in page
+        assert 'aria-describedby="average_job_value-help average_job_value-error"' in page
+        assert f'value="{bad}"' in page  # what was typed stays, to be fixed
+        assert _kpis(page)["Average job value"] == "$400"
+    # Forged: no CSRF token, or another location named in the form: nothing changes.
+    assert client.post("/app/report/job-value", data={"weeks": "4", "average_job_value": "1"}).status_code in (400, 403)
+    response = client.post("/app/report/job-value", data={"csrf": csrf, "weeks": "4", "average_job_value": "$1,250.50",
+                                                          "location_id": ELSEWHERE})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/app/report?weeks=4&saved=job-value#job-value")
+    with db.session() as session:
+        assert session.get(LocationSettings, HERE).values["crm"] == {"average_job_value": 1250.5}
+        assert session.get(LocationSettings, ELSEWHERE).values["crm"] == {"average_job_value": 10_000}
+    page = client.get("/app/report?weeks=4&saved=job-value").get_data(as_text=True)
+    kpis = _kpis(page)
+    assert kpis["Average job value"] == "$1,250" and kpis["Lead leak per year"] == "$325,130"
+    assert "Saved: the report uses $1,250 now." in page
+    # The CRM card shows (and keeps) the same value.
+    assert 'name="average_job_value" inputmode="decimal" value="1250.5"' in client.get("/app").get_data(as_text=True)
+    # Cleared: not set, and the report says so.
+    client.post("/app/report/job-value", data={"csrf": csrf, "weeks": "4", "average_job_value": ""})
+    page = client.get("/app/report?weeks=4").get_data(as_text=True)
+    assert _kpis(page)["Average job value"] == "$0" and "Not set yet: what is a booked job worth?" in page
