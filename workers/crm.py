@@ -106,8 +106,8 @@ def follow_up_missed_call(missed_call_id: int) -> str | None:
     lead that exists changes nothing. An enqueue that fails is left to the CRM sweep.
     """
     with db.autocommit() as connection:
-        status = connection.execute(_call_status_query(), {"id": missed_call_id}).scalar()
-    if status != MissedCall.SENT:
+        row = connection.execute(_call_status_query(), {"id": missed_call_id}).first()
+    if row is None or row.status != MissedCall.SENT:
         return None
     try:
         _enqueue_crm_job(OPEN_LEAD_JOB, missed_call_id, job_id=_lead_job_id(missed_call_id), when=utcnow(),
@@ -123,7 +123,7 @@ def open_lead(missed_call_id: int, *, run_actions: bool = True) -> str | None:
     """Job: open the texted call's lead and make its HighLevel changes, here (`run_actions`) or as jobs of their
     own. A note, or None when not texted."""
     with db.session() as session:
-        row = session.get(MissedCall, missed_call_id)
+        row = session.connection().execute(_call_status_query(), {"id": missed_call_id}).first()
         if row is None or row.status != MissedCall.SENT:
             return None
         try:
@@ -165,9 +165,9 @@ def run_now(action_ids: Iterable[int]) -> list[str]:
 
 @functools.cache
 def _call_status_query():
-    # Built once: asked after every missed call's text.
+    # Built once: asked after every missed call's text, and by its lead's job.
     calls = MissedCall.__table__.c
-    return select(calls.status).where(calls.id == bindparam("id"))
+    return select(calls.status, calls.location_id).where(calls.id == bindparam("id"))
 
 
 def follow_up_inbound_sms(payload: Mapping) -> str | None:

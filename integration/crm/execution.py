@@ -8,11 +8,12 @@ GHLError / TokenUnavailable through: the runner decides between a retry with bac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from integration.crm.models import CrmAction, CrmLead
 from integration.crm.pipelines import PipelineDirectory
@@ -88,12 +89,13 @@ class CrmContext:
 
     def lead(self, lead_id: int | None) -> CrmLead:
         """The action's lead, fresh from the database (detached)."""
-        with self.database.session() as session:
-            lead = session.get(CrmLead, lead_id) if lead_id is not None else None
-            if lead is None:
-                raise Skipped(f"lead {lead_id} does not exist")
-            session.expunge(lead)
-            return lead
+        row = None
+        if lead_id is not None:
+            with self.database.autocommit() as connection:
+                row = connection.execute(_lead_query(), {"id": lead_id}).first()
+        if row is None:
+            raise Skipped(f"lead {lead_id} does not exist")
+        return CrmLead(**row._mapping)
 
     def action_of(self, lead_id: int, kind: str) -> CrmAction | None:
         """Another action of the same lead (the opportunity, for a stage move)."""
@@ -103,3 +105,10 @@ class CrmContext:
             if action is not None:
                 session.expunge(action)
             return action
+
+
+@functools.cache
+def _lead_query():
+    # Built once, read on a connection: two of a lead's three actions read it.
+    leads = CrmLead.__table__
+    return select(*leads.c).where(leads.c.id == bindparam("id"))

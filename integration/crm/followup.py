@@ -12,20 +12,21 @@ ambiguously is found the same way instead of being made twice.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, select, update
 
 from integration.crm import actions, outcomes, replies
 from integration.crm.directory import pick_pipeline, pick_stage, pick_user
 from integration.crm.execution import CrmContext, Done, Failed
-from integration.crm.models import CrmAction, CrmLead
+from integration.crm.models import CrmAction, CrmAppointment, CrmLead
 from integration.crm.wording import contact_name, optional_text
 from integration.db import Database
 from integration.ghl.errors import GHLValidationError
-from integration.textback.intents import insert_ignore
-from integration.textback.models import MissedCall, SendIntent
+from integration.textback.intents import inserted_id
+from integration.textback.models import ConversationMessage, MissedCall, SendIntent
 from integration.textback.settings import TextBackSettings
 
 __all__ = ["add_note", "add_tags", "note_body", "open_lead", "open_opportunity"]
@@ -39,27 +40,68 @@ def open_lead(database: Database, missed_call_id: int, *, settings: TextBackSett
     Nothing happens for a call that was not texted (skipped, failed, still deferred): [] is returned.
     """
     with database.transaction() as session:
-        row = session.get(MissedCall, missed_call_id)
-        if row is None or row.status != MissedCall.SENT or not row.contact_id:
+        connection = session.connection()
+        call = connection.execute(_texted_call_query(), {"id": missed_call_id}).first()
+        if call is None or call.status != MissedCall.SENT or not call.contact_id:
             return []
-        intent = session.scalar(select(SendIntent).where(SendIntent.call_key == row.call_key))
-        if intent is None or intent.status != SendIntent.SENT:
+        if call.intent_status != SendIntent.SENT:
             return []
-        insert_ignore(session, CrmLead, missed_call_id=row.id, location_id=row.location_id, contact_id=row.contact_id,
-                      conversation_id=intent.conversation_id or row.conversation_id, caller_number=intent.to_number,
-                      called_at=row.called_at or row.created_at, texted_at=intent.sent_at or now,
-                      created_at=now, updated_at=now)
-        lead = session.scalar(select(CrmLead).where(CrmLead.missed_call_id == row.id))
+        values = {"missed_call_id": call.id, "location_id": call.location_id, "contact_id": call.contact_id,
+                  "conversation_id": call.intent_conversation_id or call.conversation_id,
+                  "caller_number": call.to_number, "called_at": call.called_at or call.created_at,
+                  "texted_at": call.sent_at or now, "created_at": now, "updated_at": now}
+        lead_id = inserted_id(session, CrmLead, **values)
+        # A new lead is what was just written (not read back); an existing one is read as it is.
+        lead = CrmLead(id=lead_id, **values) if lead_id is not None else \
+            session.scalar(select(CrmLead).where(CrmLead.missed_call_id == call.id))
         common = {"location_id": lead.location_id, "contact_id": lead.contact_id, "lead_id": lead.id, "now": now}
         actions.plan(session, key=f"lead:{lead.id}:tag", kind=TAG,
                      params={"tags": [settings.crm.missed_call_tag]}, **common)
         actions.plan(session, key=f"lead:{lead.id}:note", kind=NOTE, **common)
         actions.plan(session, key=f"lead:{lead.id}:opportunity", kind=OPPORTUNITY, **common)
-        # What the caller did before the text's webhook was done: a reply, a booking.
-        replies.catch_up(session, lead, settings=settings, now=now)
-        outcomes.catch_up(session, lead, now=now)
-        return list(session.scalars(select(CrmAction.id).where(CrmAction.lead_id == lead.id,
-                                                              CrmAction.status == CrmAction.PENDING)))
+        # What the caller did before the text's webhook was done: a reply, a booking. Usually nothing, asked in one
+        # statement before either catch-up reads it in full.
+        earlier = connection.execute(_earlier_activity_query(), {"location_id": lead.location_id,
+                                                                 "contact_id": lead.contact_id,
+                                                                 "called_at": lead.called_at}).one()
+        if earlier.texted_back:
+            replies.catch_up(session, lead, settings=settings, now=now)
+        if earlier.booked:
+            outcomes.catch_up(session, lead, now=now)
+        return list(connection.scalars(_pending_actions_query(), {"lead_id": lead.id}))
+
+
+# open_lead's statements, built once with bound parameters (it runs for every texted call).
+
+
+@functools.cache
+def _texted_call_query():
+    calls, sends = MissedCall.__table__.c, SendIntent.__table__.c
+    return (select(calls.id, calls.status, calls.location_id, calls.contact_id, calls.conversation_id,
+                   calls.called_at, calls.created_at, sends.status.label("intent_status"),
+                   sends.conversation_id.label("intent_conversation_id"), sends.to_number, sends.sent_at)
+            .select_from(MissedCall.__table__)
+            .outerjoin(SendIntent.__table__, sends.call_key == calls.call_key)
+            .where(calls.id == bindparam("id")))
+
+
+@functools.cache
+def _earlier_activity_query():
+    texts, bookings = ConversationMessage.__table__.c, CrmAppointment.__table__.c
+    texted_back = exists().where(texts.location_id == bindparam("location_id"),
+                                 texts.contact_id == bindparam("contact_id"),
+                                 texts.author == ConversationMessage.CALLER,
+                                 texts.occurred_at >= bindparam("called_at"))
+    booked = exists().where(bookings.location_id == bindparam("location_id"),
+                            bookings.contact_id == bindparam("contact_id"),
+                            bookings.booked_at >= bindparam("called_at"), bookings.lead_id.is_(None))
+    return select(texted_back.label("texted_back"), booked.label("booked"))
+
+
+@functools.cache
+def _pending_actions_query():
+    c = CrmAction.__table__.c
+    return select(c.id).where(c.lead_id == bindparam("lead_id"), c.status == CrmAction.PENDING)
 
 
 # --- Executors ---
