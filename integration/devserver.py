@@ -123,7 +123,8 @@ def run_all(*, port: int = 5000, sandbox_port: int = 5001, web_workers: int = 2)
             children.append(_spawn("sandbox", [python, "-m", "integration.cli", "sandbox", "--port", str(sandbox_port)],
                                    base_env))
             _wait_http(f"http://127.0.0.1:{sandbox_port}/", children[-1])
-        children.append(_spawn("web", [python, "-m", "gunicorn", "integration.wsgi:app", "--bind",
+        children.append(_spawn("web", [python, "-m", "gunicorn", "-c", "python:integration.gunicorn_conf",
+                                       "integration.wsgi:app", "--bind",
                                        f"127.0.0.1:{port}", "--workers", str(web_workers), "--threads", "4",
                                        "--access-logfile", "-"], base_env))
         children.append(_spawn("worker", [python, "-m", "workers"], base_env))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from functools import cached_property
 
 from flask import Flask
@@ -40,6 +41,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
+from integration import metrics
 from integration.config import Settings
 from integration.extensions import ack_db, get_settings
 from integration.inbox import PayloadError, Receipt, classify_event, parse_payload
@@ -129,11 +131,14 @@ class WebhookReceiver:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != WEBHOOK_PATH:
             return self.downstream(environ, start_response)
+        started = time.perf_counter()
         if environ.get("REQUEST_METHOD") != "POST":
             status, headers, body = _json(405, {"error": "only POST is allowed here"}, (("Allow", "POST"),))
+            metrics.webhook_answered(None, "not_post")
         else:
             status, headers, body = self._answer(environ)
         start_response(status, headers)
+        metrics.WEBHOOK_ACK_SECONDS.observe(time.perf_counter() - started)
         return [body]
 
     @cached_property
@@ -147,6 +152,7 @@ class WebhookReceiver:
             return self._receive(environ)
         except HTTPException as exc:
             if exc.code is not None and exc.code < 500:  # 413, or 400 for a body cut short
+                metrics.webhook_answered(None, "too_large" if exc.code == 413 else "bad_request")
                 return _json(exc.code, {"error": exc.description or exc.name})
             return self._retry_later(exc)
         except Exception as exc:
@@ -159,11 +165,13 @@ class WebhookReceiver:
         except SignatureError as exc:
             log.info("webhook rejected: %s (%d bytes from %s)", exc.reason, len(raw_body),
                      environ.get("REMOTE_ADDR"))
+            metrics.webhook_answered(None, "unsigned")
             return _json(401, {"error": "invalid or missing signature"})
         try:
             payload = parse_payload(raw_body)
         except PayloadError as exc:
             log.warning("signed webhook (%s) rejected: %s (%d bytes)", scheme, exc, len(raw_body))
+            metrics.webhook_answered(None, "bad_request")
             return _json(400, {"error": str(exc)})
         receipt = self._store(payload, raw_body)
         return _json(200, {"status": "stored" if receipt.created else "duplicate", "id": receipt.event_id})
@@ -172,6 +180,8 @@ class WebhookReceiver:
         """Committed when it returns: one INSERT on the ack pool (autocommit)."""
         event = classify_event(payload, raw_body=raw_body, app_id=self.settings.ghl_app_id)
         receipt = self.writer.store(event)
+        metrics.webhook_answered(event.event_type, "duplicate" if not receipt.created else
+                                 "ignored" if receipt.status == "ignored" else "stored")
         # Not for routine ones (answered calls, most call webhooks): a line each would cost the ack path more CPU
         # than storing them, and the row keeps the reason.
         if receipt.created and receipt.status == "ignored" and not event.routine:
@@ -188,5 +198,6 @@ class WebhookReceiver:
             log.error("webhook not stored, database unavailable (%s); answered 429", type(exc).__name__)
         else:
             log.error("webhook not stored, unexpected error; answered 429", exc_info=exc)
+        metrics.webhook_answered(None, "retry_later")
         return _json(429, {"error": "the webhook could not be stored right now; retry later"},
                      (("Retry-After", str(RETRY_AFTER_SECONDS)),))

@@ -27,6 +27,7 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import update
 
+from integration import metrics
 from integration.db import Database, utcnow
 from integration.ghl.errors import (
     GHLError,
@@ -257,7 +258,8 @@ class InstallationTokenProvider:
                 raise TokenRejected(
                     f"HighLevel rejects the token issued for {resource_id} moments ago (a missing scope or revoked "
                     "access, not expiry)", resource_id=resource_id)
-            token = self._refresh(snapshot)
+            with metrics.token_refresh(snapshot.user_type):
+                token = self._refresh(snapshot)
             self._remember_issued(resource_id, token)
             return token
 

@@ -32,6 +32,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM; returns the process exit code (2 for configuration errors)."""
     args = _parse_args(argv)
+    # Before anything imports prometheus_client: every process forked from here adds to its group (integration.metrics).
+    from integration.metrics_dir import prepare_process_group, remove_process_group
+
+    group = prepare_process_group("workers")
+    try:
+        return _main(args)
+    finally:
+        remove_process_group(group)
+
+
+def _main(args: argparse.Namespace) -> int:
     from integration.config import ConfigError, load_settings
     from workers.config import load_worker_config
 
@@ -78,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for change in lower_cpu_priority(worker_config.cpu_nice):
         log.info("worker CPU priority lowered below the web's: %s (WORKER_NICE)", change)
 
+    _serve_metrics(app, worker_config.metrics_port)
     if worker_config.processes > 1 and not args.burst and not worker_config.fork_per_job:
         from workers.supervisor import queues_of_process, supervise
 
@@ -135,6 +147,39 @@ def _run_worker(app, settings, worker_config, *, burst: bool, maintenance: bool)
             maintenance_process.join(timeout=10)
         connection.close()
     return 0
+
+
+def _serve_metrics(app, port: int) -> None:
+    """WORKER_METRICS_PORT: this group's counters over HTTP, from a small process of its own (forked now, before
+    any thread: forking a process with a server thread could copy a lock held mid-request into a worker)."""
+    if not port:
+        return
+    import multiprocessing
+
+    from workers.supervisor import die_with_parent
+
+    def serve() -> None:
+        import signal
+
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from integration.metrics import process_group_collectors
+
+        die_with_parent()
+        registry = CollectorRegistry(auto_describe=False)
+        for collector in process_group_collectors(only_own_group=True):
+            registry.register(collector)
+        try:
+            start_http_server(port, registry=registry)
+        except OSError as exc:
+            log.error("worker metrics: cannot listen on port %s (%s); WORKER_METRICS_PORT", port, exc)
+            return
+        log.info("worker metrics on http://0.0.0.0:%s/metrics (WORKER_METRICS_PORT)", port)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        while True:  # until SIGTERM (the supervisor's exit, or its death through die_with_parent)
+            signal.pause()
+
+    multiprocessing.get_context("fork").Process(target=serve, name="textback-metrics", daemon=True).start()
 
 
 def _config_of_process(worker_config, queues: tuple[str, ...]):

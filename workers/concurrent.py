@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import logging
 import os
 import sys
@@ -272,7 +273,8 @@ class ConcurrentWorker(SimpleWorker):
         with self._slots:
             self._busy += 1
         try:
-            self._executor.submit(self._run_job, job, queue)
+            # A context of its own per job: the ids a job binds for its log lines (logging_setup) end with it.
+            self._executor.submit(contextvars.Context().run, self._run_job, job, queue)
         except RuntimeError:  # the pool is shutting down: the job goes back to RQ's view as abandoned
             with self._slots:
                 self._busy -= 1

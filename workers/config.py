@@ -58,6 +58,9 @@ class WorkerConfig:
     # The processes that take no webhook events (CRM follow-ups, echoes, sweeps) go lower still: on a saturated
     # machine a caller's text wins over another call's tag and note (the texts-first rule, at the scheduler).
     follow_up_nice: int = 15
+    # Serve this supervisor's metrics on this port (0: not served; the web's /metrics includes them when web and
+    # workers share a machine and its metrics directory: integration.metrics).
+    metrics_port: int = 0
     # False: run jobs in the worker process itself (RQ's SimpleWorker), keeping one database pool warm.
     # True: fork a work horse per job (RQ's default), isolating jobs from each other at the price of a
     # fork and fresh database connections per job (50-300 ms on a busy 2-core host; see the README).
@@ -135,6 +138,8 @@ def load_worker_config(environ: Mapping[str, str] | None = None) -> WorkerConfig
         cpu_nice=parse_int("WORKER_NICE", env.get("WORKER_NICE"), defaults.cpu_nice, minimum=0, maximum=19),
         follow_up_nice=parse_int("WORKER_FOLLOW_UP_NICE", env.get("WORKER_FOLLOW_UP_NICE"), defaults.follow_up_nice,
                                  minimum=0, maximum=19),
+        metrics_port=parse_int("WORKER_METRICS_PORT", env.get("WORKER_METRICS_PORT"), defaults.metrics_port,
+                               minimum=0, maximum=65535),
         fork_per_job=parse_bool("WORKER_FORK_PER_JOB", env.get("WORKER_FORK_PER_JOB"), defaults.fork_per_job),
         processes=parse_int("WORKER_PROCESSES", env.get("WORKER_PROCESSES"), defaults.processes, minimum=1,
                             maximum=64),

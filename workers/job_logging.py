@@ -9,6 +9,8 @@ import logging
 
 from rq import get_current_job
 
+from integration.logging_setup import JsonFormatter
+
 __all__ = ["JOB_LOG_FORMAT", "CurrentJobFilter", "install_job_log_filter"]
 
 JOB_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s%(job_tag)s: %(message)s"
@@ -31,4 +33,5 @@ def install_job_log_filter(logger: logging.Logger | None = None) -> None:
     for handler in logger.handlers:
         if not any(isinstance(f, CurrentJobFilter) for f in handler.filters):
             handler.addFilter(CurrentJobFilter())
-            handler.setFormatter(logging.Formatter(JOB_LOG_FORMAT))
+            if not isinstance(handler.formatter, JsonFormatter):  # LOG_FORMAT=json: job_id is a field already
+                handler.setFormatter(logging.Formatter(JOB_LOG_FORMAT))

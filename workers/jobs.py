@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from integration.db import utcnow
 from integration.extensions import db, get_redis
 from integration.inbox import LIFECYCLE_EVENTS
-from integration.logging_setup import redact
+from integration.logging_setup import add_log_context, bind_log_context, redact
 from oauth.install_wait import InstallState, gave_up_reason, install_state, wait_delay, waiting_reason
 from workers.config import get_worker_config
 from workers.errors import EventIgnored, PermanentEventError, RetryLater
@@ -80,11 +80,13 @@ def process_event(event_id: int) -> str:
         shows the traceback too; database errors while claiming, so the sweeper re-runs the event.
     """
     config = get_worker_config()
+    bind_log_context(event_id=event_id)
     event = claim_event(db, event_id, lease_seconds=config.event_lease_seconds, dead_after=config.dead_after_seconds)
     if event is None:
         log.info("event %s: not claimable (finished, or held by a live worker)", event_id)
         return "skipped: not claimable"
 
+    add_log_context(location_id=event.location_id)
     install = _install_of(event)
     # The claims that only waited for the install are not attempts: EVENT_MAX_ATTEMPTS and the backoff count the
     # rest. (`event.attempt`, every claim, stays the fencing token.)

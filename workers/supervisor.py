@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["queues_of_process", "supervise"]
+__all__ = ["die_with_parent", "queues_of_process", "supervise"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def queues_of_process(queues: tuple[str, ...], index: int, processes: int) -> tu
     return others if index == processes - 1 else (WEBHOOKS_QUEUE,)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGTERM this process when the supervisor dies (no-op elsewhere)."""
     # Not Linux: an orphaned worker finishes its jobs and is stopped by hand.
     with contextlib.suppress(OSError, AttributeError):
@@ -58,7 +58,7 @@ def _die_with_parent() -> None:
 
 
 def _child(run: Callable[[int], int], index: int) -> None:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(run(index))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from integration.db import utcnow
 from integration.extensions import db, get_redis, get_settings
-from integration.logging_setup import redact
+from integration.logging_setup import bind_log_context, redact
 from integration.textback import intents
 from integration.textback.facts import FactGatherer
 from integration.textback.models import MissedCall
@@ -71,6 +71,7 @@ def send_missed_call_text(missed_call_id: int) -> str:
     Any failure becomes a retry a minute later, recorded on the row, until the call is a day old.
     """
     sender = get_sender()
+    bind_log_context(missed_call_id=missed_call_id)
     try:
         outcome = sender.process(missed_call_id)
     except TryAgainLater as exc:

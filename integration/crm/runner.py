@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from integration import metrics
 from integration.crm import actions, followup, opt_outs, replies, stages
 from integration.crm.execution import CrmContext, Done, Failed, Skipped, Waiting
 from integration.crm.models import CrmAction
@@ -34,7 +35,7 @@ from integration.ghl.errors import (
     GHLServerError,
     GHLTimeout,
 )
-from integration.logging_setup import redact
+from integration.logging_setup import add_log_context, redact
 from integration.models import Installation
 from integration.textback.facts import FactGatherer, location_is_live, why_not_live
 from integration.textback.settings import SettingsError
@@ -98,6 +99,7 @@ class CrmActionRunner:
         action = actions.claim(self.database, action_id, now=self.clock(), lease=self.lease)
         if action is None:
             return f"crm action {action_id}: not due, finished, or held by another worker"
+        add_log_context(crm_action_id=action.id, location_id=action.location_id)
         label = f"crm action {action.id} ({action.kind}, {action.key})"
         blocked = None if live is not None and action.location_id in live else self._location_blocked(action)
         if blocked is not None:
@@ -146,6 +148,7 @@ class CrmActionRunner:
         if not actions.finish(self.database, action.id, status=status, outcome=outcome, now=self.clock(),
                               result_id=result_id, error=error):
             return f"{label}: taken over by another worker; its outcome stands"
+        metrics.crm_action(action.kind, status)
         (log.warning if status == CrmAction.FAILED else log.info)("%s: %s", label, outcome)
         return outcome
 
@@ -161,6 +164,7 @@ class CrmActionRunner:
         if not actions.postpone(self.database, action.id, until=until, reason=reason, now=now,
                                 maybe_done=maybe_done, counts=counts):
             return f"{label}: taken over by another worker"
+        metrics.crm_action(action.kind, "retry" if counts else "waiting")
         log.info("%s: %s in %.0f s (%s)", label, "retry" if counts else "waiting", delay, reason)
         self._schedule(action.id, until)
         return f"{'retry' if counts else 'waiting'} in {delay:.0f} s: {reason}"

@@ -32,6 +32,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from integration import metrics
 from integration.ghl.errors import (
     GHLBadResponse,
     GHLConnectionError,
@@ -473,19 +474,23 @@ class GHLClient:
 
     def _send(self, method: str, url: str, path: str, *, headers: dict, params: list | None, json_body: Any,
               data: dict | None) -> tuple[requests.Response | None, GHLError | None]:
+        started = time.perf_counter()
         try:
             response = self.session.request(method, url, headers=headers, params=params, json=json_body, data=data,
                                             timeout=self.timeout)
             # Read the body inside the timeout handling: a server that sends headers and stalls is a timeout.
             _ = response.content
+            metrics.ghl_request(method, path, response.status_code, started)
             return response, None
         except requests.Timeout as exc:
+            metrics.ghl_request(method, path, "timeout", started)
             # A connect timeout means the request never left: safe to retry even for a create.
             never_sent = isinstance(exc, requests.ConnectTimeout)
             return None, GHLTimeout(f"no answer within {self.timeout:g}s"
                                     + (" (could not connect)" if never_sent else ""),
                                     method=method, path=path, is_ambiguous=not never_sent)
         except requests.ConnectionError as exc:
+            metrics.ghl_request(method, path, "connection_error", started)
             never_sent = _never_connected(exc)
             reason = "could not connect" if never_sent else "connection lost before an answer"
             return None, GHLConnectionError(f"{reason} ({_root_cause(exc)})", method=method, path=path,

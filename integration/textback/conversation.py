@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from integration import metrics
 from integration.db import Database
 from integration.textback.intents import insert_ignore
 from integration.textback.missed_call import parse_timestamp
@@ -52,13 +53,18 @@ def record_outbound_message(database: Database, payload: Mapping, *, now: dateti
         intent.echo_received_at = intent.echo_received_at or now
         intent.message_id = intent.message_id or message_id
         intent.conversation_id = intent.conversation_id or _text(payload.get("conversationId"))
+        settled = None
         if intent.status == SendIntent.UNKNOWN:
             # The send failed ambiguously but HighLevel has the text: this echo settles it.
             intent.status = SendIntent.SENT
-            intent.sent_at = intent.sent_at or now
-            session.execute(update(MissedCall).where(MissedCall.id == intent.missed_call_id).values(
-                status=MissedCall.SENT, outcome=describe_sent(intent, when=intent.sent_at), next_attempt_at=None))
-        return f"our own text for missed call {intent.missed_call_id}"
+            intent.sent_at = sent_at = intent.sent_at or now
+            settled = session.execute(update(MissedCall).where(MissedCall.id == intent.missed_call_id).values(
+                status=MissedCall.SENT, outcome=describe_sent(intent, when=intent.sent_at), next_attempt_at=None
+            ).returning(func.coalesce(MissedCall.called_at, MissedCall.created_at))).all()
+        note = f"our own text for missed call {intent.missed_call_id}"
+    if settled:
+        metrics.text_sent(now=sent_at, called_at=settled[0][0])
+    return note
 
 
 def record_inbound_sms(database: Database, payload: Mapping, *, now: datetime,
@@ -73,7 +79,8 @@ def record_inbound_sms(database: Database, payload: Mapping, *, now: datetime,
         latest = latest_opt_keyword(session, location_id, contact_id) if opting_in or is_opt_out(body) else None
         if latest is not None and latest.message_id != _text(payload.get("messageId")):
             # Webhooks can come in any order: only the caller's latest STOP or START decides.
-            return f"recorded: the caller's later {_keyword(latest.body)} stands over this {body.strip()[:20]!r}"
+            # Not the message itself: this note is logged at info, and message bodies are not (only the keyword).
+            return f"recorded: the caller's later {_keyword(latest.body)} stands over this earlier message"
         if opting_in:
             # Every number known for this contact is opted back in.
             numbers = [n for n in (_known_phone(session, location_id, contact_id),) if n]

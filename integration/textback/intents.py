@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from integration import metrics
 from integration.db import Database, dialect_insert, dialect_insert_for
 from integration.liveness import holder_is_dead
 from integration.textback.missed_call import Missed
@@ -107,6 +108,7 @@ def finish_call(database: Database, missed_call_id: int, *, status: str, outcome
             status=status, outcome=outcome, next_attempt_at=None,
             caller_number=func.coalesce(MissedCall.caller_number, caller_number),
             contact_name=func.coalesce(MissedCall.contact_name, contact_name)))
+    metrics.text_finished(status, outcome)
 
 
 def defer_call(database: Database, missed_call_id: int, *, until: datetime, outcome: str,
@@ -264,10 +266,12 @@ def mark_sent(database: Database, intent_id: int, *, message_id: str | None, con
     with database.transaction() as session:
         connection = session.connection()
         sql = _sent_sql()
-        missed_call_id = connection.execute(sql.intent, _bound(id=intent_id, message_id=message_id,
-                                                               conversation_id=conversation_id, now=now)).scalar_one()
-        connection.execute(sql.call, _bound(id=missed_call_id, outcome=outcome, now=now,
-                                            conversation_id=conversation_id))
+        missed_call_id, sent_at = connection.execute(sql.intent, _bound(
+            id=intent_id, message_id=message_id, conversation_id=conversation_id, now=now)).one()
+        called_at = connection.execute(sql.call, _bound(id=missed_call_id, outcome=outcome, now=now,
+                                                        conversation_id=conversation_id)).scalar()
+    if sent_at == now:  # first marked sent now, not marked again
+        metrics.text_sent(now=now, called_at=called_at)
 
 
 @dataclass(frozen=True)
@@ -284,10 +288,11 @@ def _sent_sql() -> _SentSql:
                       conversation_id=func.coalesce(_param("conversation_id"), sent.conversation_id),
                       sent_at=func.coalesce(sent.sent_at, _param("now")), lease_until=None, last_error=None,
                       updated_at=_param("now"))
-              .returning(sent.missed_call_id))
+              .returning(sent.missed_call_id, sent.sent_at))
     call = update(calls).where(calls.c.id == _param("id")).values(
         status=MissedCall.SENT, outcome=_param("outcome"), next_attempt_at=None, updated_at=_param("now"),
-        conversation_id=func.coalesce(calls.c.conversation_id, _param("conversation_id")))
+        conversation_id=func.coalesce(calls.c.conversation_id, _param("conversation_id"))
+    ).returning(func.coalesce(calls.c.called_at, calls.c.created_at))
     return _SentSql(intent, call)
 
 
@@ -338,3 +343,4 @@ def cancel_intent(database: Database, intent_id: int, *, call_status: str, outco
                         .values(count=DailySendCount.count - 1))
         session.execute(update(MissedCall).where(MissedCall.id == intent.missed_call_id)
                         .values(status=call_status, outcome=outcome, next_attempt_at=None))
+    metrics.text_finished(call_status, outcome)

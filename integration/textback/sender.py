@@ -33,6 +33,7 @@ from sqlalchemy import select
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLError, GHLRateLimited, GHLUnauthorized
 from integration.liveness import current_holder, last_beat
+from integration.logging_setup import add_log_context
 from integration.textback import intents
 from integration.textback.compose import compose_message
 from integration.textback.conversation import describe_sent
@@ -121,6 +122,7 @@ class TextBackSender:
         row, intent = self._load(missed_call_id)
         if row is None:
             return f"missed call {missed_call_id} does not exist"
+        add_log_context(missed_call_id=missed_call_id, location_id=row.location_id)
         if row.is_final:
             return row.outcome or row.status
         try:
