@@ -178,7 +178,9 @@ def start_stack(stack: Stack, args: argparse.Namespace, urls: Urls) -> None:
     stack.spawn("sandbox", ["-m", "integration.cli", "sandbox", "--port", str(urlsplit(urls.sandbox).port),
                             "--webhook-url", f"{urls.app}/webhooks/ghl", "--latency", args.latency])
     stack.wait_http("sandbox", f"{urls.sandbox}/_sandbox/config")
-    stack.spawn("web", ["-m", "gunicorn", "integration.wsgi:app", "--bind", urlsplit(urls.app).netloc, *gunicorn])
+    # The Procfile's web line: its gunicorn config (the metrics process group, the log format) included.
+    stack.spawn("web", ["-m", "gunicorn", "-c", "python:integration.gunicorn_conf", "integration.wsgi:app",
+                        "--bind", urlsplit(urls.app).netloc, *gunicorn])
     stack.spawn("bare", ["-m", "gunicorn", "benchmarks.bare_endpoint:app", "--bind", urlsplit(urls.bare).netloc,
                          *gunicorn])
     for number in range(args.workers):

@@ -22,13 +22,14 @@ The flow for a call (DESIGN §4.2, reliability-catalogue §1.11 and §2):
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from integration.db import Database, utcnow
 from integration.ghl.errors import GHLError, GHLRateLimited, GHLUnauthorized
@@ -284,8 +285,8 @@ class TextBackSender:
 
     def _send(self, intent_id: int, *, business_timezone: str) -> str:
         now = self.clock()
+        intent = self._load_intent(intent_id)
         with self.database.session() as session:
-            intent = session.get(SendIntent, intent_id)
             blocked = self._blocked_now(session, intent)
         if blocked is not None:
             outcome = f"skipped: {blocked} (checked again right before sending)"
@@ -392,16 +393,23 @@ class TextBackSender:
     # --- Plumbing ---
 
     def _load(self, missed_call_id: int) -> tuple[MissedCall | None, SendIntent | None]:
-        with self.database.session() as session:
-            row = session.get(MissedCall, missed_call_id)
-            if row is None:
-                return None, None
-            intent = session.scalar(select(SendIntent).where(SendIntent.call_key == row.call_key))
-            return row, intent
+        """The call and its send intent (if any) as plain objects of their rows, in one prebuilt statement: read for
+        every call, they are never written through the ORM (every change is a conditional statement of intents)."""
+        with self.database.autocommit() as connection:
+            found = connection.execute(_call_and_intent_query(), {"id": missed_call_id}).first()
+        if found is None:
+            return None, None
+        call_columns, intent_columns = _CALL_AND_INTENT_COLUMNS
+        row = MissedCall(**{name: found[i] for i, name in enumerate(call_columns)})
+        offset = len(call_columns)
+        if found[offset] is None:  # the intent's id: no intent yet
+            return row, None
+        return row, SendIntent(**{name: found[offset + i] for i, name in enumerate(intent_columns)})
 
-    def _load_intent(self, intent_id: int) -> SendIntent:
-        with self.database.session() as session:
-            return session.get(SendIntent, intent_id)
+    def _load_intent(self, intent_id: int) -> SendIntent | None:
+        with self.database.autocommit() as connection:
+            found = connection.execute(_intent_query(), {"id": intent_id}).first()
+        return None if found is None else SendIntent(**found._mapping)
 
     def _schedule(self, missed_call_id: int, when: datetime) -> None:
         if self.schedule is None:
@@ -439,6 +447,23 @@ class _LeaseKeeper:
                     return
             except Exception as exc:  # a renewal that fails must not kill the send; the lease just runs out
                 log.warning("send intent %s: lease renewal failed (%s)", self.intent_id, type(exc).__name__)
+
+
+_CALL_AND_INTENT_COLUMNS = (tuple(MissedCall.__table__.c.keys()), tuple(SendIntent.__table__.c.keys()))
+
+
+@functools.cache
+def _call_and_intent_query():
+    calls, sends = MissedCall.__table__, SendIntent.__table__
+    return (select(*calls.c, *sends.c).select_from(calls)
+            .outerjoin(sends, sends.c.call_key == calls.c.call_key)
+            .where(calls.c.id == bindparam("id")))
+
+
+@functools.cache
+def _intent_query():
+    sends = SendIntent.__table__
+    return select(*sends.c).where(sends.c.id == bindparam("id"))
 
 
 def _as_call(row: MissedCall) -> Missed:
