@@ -24,8 +24,10 @@ The indexes the pages use (migration 0013_call_activity):
   the filters and searches within a location, the report's period scans;
 - ix_webhook_events_ignored_calls (location_id, received_at, id) WHERE status = 'ignored' AND the reason is
   an answered / not-counted call: the answered calls;
-- crm_leads' unique missed_call_id (the lead of each call), textback_send_intents' missed_call_id (call -> text),
-  ix_textback_conversation_messages_contact (location_id, contact_id, occurred_at) (call -> first human reply).
+- crm_leads' unique missed_call_id (the lead of each call);
+- the report's weeks: report_daily_funnels (location_id, day), the per-day rollup (migration 0015);
+- the report's response times: ix_crm_leads_location_called (location_id, called_at) INCLUDE (texted_at,
+  first_human_reply_at), one index-only scan for both (migration 0017: each lead keeps its first human reply).
 Targets: p95 <= 150 ms per page; the CSV of 100 000 rows in <= 5 s without holding them all in memory.
 """
 

@@ -30,9 +30,9 @@ class CrmLead(Base):
     __tablename__ = "crm_leads"
     __table_args__ = (
         Index("ix_crm_leads_contact", "location_id", "contact_id", "texted_at"),
-        # The report's response times: an index-only scan of a period's leads (migration 0015).
+        # The report's response times: an index-only scan of a period's leads (migrations 0015, 0017).
         Index("ix_crm_leads_location_called", "location_id", "called_at",
-              postgresql_include=["texted_at", "contact_id", "id"]),
+              postgresql_include=["texted_at", "first_human_reply_at"]),
     )
 
     TEXTED, REPLIED, BOOKED, WON, LOST, ABANDONED = "texted", "replied", "booked", "won", "lost", "abandoned"
@@ -50,6 +50,10 @@ class CrmLead(Base):
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reply_message_id: Mapped[str | None] = mapped_column(String(64))
     reply_body: Mapped[str | None] = mapped_column(Text)
+    # The first text the conversation log marks as a person's (author "person", not our text back) to the contact
+    # within seven days of the call: kept by PostgreSQL triggers from the log (migration 0017); never written here.
+    # NULL on SQLite, whose report reads the log itself (integration.report.timing).
+    first_human_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     appointment_id: Mapped[str | None] = mapped_column(String(64))
     opportunity_id: Mapped[str | None] = mapped_column(String(64), index=True)
