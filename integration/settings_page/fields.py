@@ -41,7 +41,7 @@ class SettingField:
     parse: Callable[[str | list[str]], Any]
     show: Callable[[Any], str | list[str]] = str
     choices: tuple[tuple[str, str], ...] = ()
-    # Shown only in the agency's defaults form (the sub-account edits it in the CRM options card).
+    # Shown only in the agency's defaults form.
     agency_only: bool = False
     unit: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
@@ -337,11 +337,12 @@ FIELDS: tuple[SettingField, ...] = (
     SettingField("existing_ignore_pipelines", ("existing_customers", "ignore_pipelines"),
                  "Except opportunities in the pipelines", "Comma-separated pipeline names.", "Who gets a text",
                  "text", _words(100, "pipeline name"), _commas),
-    # --- Report ---
+    # --- Report --- (the same value the report page and the CRM options card edit: settings crm.average_job_value)
     SettingField("average_job_value", ("crm", "average_job_value"), "Average job value",
                  "In dollars: what a booked job is worth on average. The Lead Leak report multiplies missed "
-                 "calls by it.", "Report", "number", _decimal(0, 10_000_000, "the job value"), _show_number,
-                 agency_only=True, unit="$", attrs={"step": "any"}),
+                 "calls by it, and new opportunities get it as their value.", "Report", "number",
+                 _decimal(0, 10_000_000, "the job value"), _show_number, unit="$",
+                 attrs={"step": "any", "autocomplete": "off"}),
 )
 
 
