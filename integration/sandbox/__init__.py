@@ -110,6 +110,12 @@ def _install_hooks(app: Flask) -> None:
                 "Retry-After": str(max(1, round(fault.delay)))}
         if fault.mode == "500":
             return jsonify({"statusCode": 500, "message": "Internal server error"}), 500
+        if fault.mode == "409":
+            return jsonify({"statusCode": 409, "message": "The slot you have selected is no longer available.",
+                            "error": "Conflict"}), 409
+        if fault.mode == "422":
+            return jsonify({"statusCode": 422, "message": ["startTime must be a valid ISO 8601 date string"],
+                            "error": "Unprocessable Entity"}), 422
         if fault.mode == "html_error":
             html = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
             return Response(html, status=502, mimetype="text/html")

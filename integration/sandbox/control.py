@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import asdict
+from datetime import timedelta
 
 from flask import Blueprint, jsonify, request
 
@@ -16,6 +17,7 @@ from integration.sandbox import crm
 from integration.sandbox.crm import CrmError
 from integration.sandbox.faults import FaultError, FaultRule
 from integration.sandbox.guard import sandbox_state
+from integration.sandbox.ids import iso, set_clock_offset
 from integration.sandbox.records import make_contact
 from integration.sandbox.settings import SandboxConfigError
 
@@ -55,7 +57,18 @@ def _public_config(config) -> dict:
 @bp.post("/reset")
 def reset():
     sandbox_state().reset()
+    set_clock_offset(timedelta(0))
     return jsonify({"ok": True})
+
+
+@bp.post("/clock")
+def set_clock():
+    """Run the simulated HighLevel at another time: {"offsetSeconds": n} from real time (0: real time)."""
+    offset = _body().get("offsetSeconds")
+    if isinstance(offset, bool) or not isinstance(offset, int | float) or abs(offset) > 400 * 86400:
+        raise ControlError("offsetSeconds must be a number of seconds within 400 days")
+    set_clock_offset(timedelta(seconds=offset))
+    return jsonify({"offsetSeconds": offset, "now": iso()})
 
 
 @bp.get("/config")
@@ -127,6 +140,15 @@ def place_call():
 def reply():
     body = _body()
     result = crm.receive_reply(sandbox_state(), location_id=body.get("locationId"), from_number=body.get("from"),
+                               body=body.get("body"))
+    return jsonify(result), 201
+
+
+@bp.post("/person-messages")
+def person_message():
+    """A user of the sub-account texts a contact from HighLevel (a person stepping into the conversation)."""
+    body = _body()
+    result = crm.person_writes(sandbox_state(), contact_id=body.get("contactId"), user_id=body.get("userId"),
                                body=body.get("body"))
     return jsonify(result), 201
 

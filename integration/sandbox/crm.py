@@ -34,6 +34,7 @@ __all__ = [
     "find_contact_by_phone",
     "install",
     "normalize_phone",
+    "person_writes",
     "place_call",
     "receive_reply",
     "send_message",
@@ -201,6 +202,33 @@ def receive_reply(state: SandboxState, *, location_id: str, from_number: str, bo
                   "contactCreated": created}
     webhook_ids = emit_events(state, events)
     result["webhookId"] = webhook_ids[events.index(next(e for e in events if e["type"] == "InboundMessage"))]
+    return result
+
+
+def person_writes(state: SandboxState, *, contact_id: str, user_id: str | None, body: str) -> dict:
+    """A user of the sub-account texts the contact from HighLevel's conversation view: the message is in the
+    thread and an OutboundMessage webhook with the user's id goes out (a person taking the conversation over)."""
+    if not isinstance(body, str) or not body.strip():
+        raise CrmError("body is required")
+    events: list[dict] = []
+    with state.lock:
+        world = state.world
+        contact = world.contacts.get(contact_id) if isinstance(contact_id, str) else None
+        if contact is None:
+            raise CrmError(f"unknown contact {contact_id!r}")
+        users = world.location_users(contact["locationId"])
+        if user_id is None:
+            user_id = users[0]["id"] if users else None
+        if user_id not in {u["id"] for u in users}:
+            raise CrmError(f"user {user_id!r} is not a user of this sub-account")
+        conversation = _ensure_conversation(world, contact["locationId"], contact_id)
+        message = make_message(conversation=conversation, message_type="TYPE_SMS", direction="outbound", body=body,
+                               status="delivered", source="app", user_id=user_id)
+        _append(world, conversation, message)
+        events.append(outbound_sms(message=message))
+        result = {"contactId": contact_id, "conversationId": conversation["id"], "messageId": message["id"],
+                  "userId": user_id}
+    result["webhookId"] = emit_events(state, events)[0]
     return result
 
 

@@ -12,6 +12,8 @@ Modes:
   "hang"                  hold the request `delay` seconds, then answer 504 without acting: a request
                           HighLevel never took (a client that gives up first cannot tell it from a
                           timeout_after_accept).
+  "409"                   answer 409 Conflict without acting (a booking that collides with another).
+  "422"                   answer 422 with class-validator's message list without acting (a refused body).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 
 __all__ = ["FAULT_MODES", "FaultError", "FaultInjector", "FaultRule"]
 
-FAULT_MODES = ("429", "500", "html_error", "slow", "timeout_after_accept", "empty_body", "hang")
+FAULT_MODES = ("429", "500", "html_error", "slow", "timeout_after_accept", "empty_body", "hang", "409", "422")
 # Faults that answer instead of the endpoint; the others let the endpoint run.
-BLOCKING_MODES = frozenset({"429", "500", "html_error", "hang"})
+BLOCKING_MODES = frozenset({"429", "500", "html_error", "hang", "409", "422"})
 
 
 class FaultError(ValueError):

@@ -7,9 +7,9 @@ import json
 import secrets
 import string
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["iso", "new_code", "new_id", "new_object_id", "new_token", "utcnow"]
+__all__ = ["iso", "new_code", "new_id", "new_object_id", "new_token", "set_clock_offset", "utcnow"]
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -45,8 +45,21 @@ def new_token(claims: dict) -> str:
     return f"{header}.{payload}.{_b64url(secrets.token_bytes(256))}"
 
 
+# The simulated HighLevel's clock may run ahead of (or behind) the real one: a benchmark plays conversations
+# on a chosen day (a DST change, a late evening) with record times, free slots and bookings all at that time.
+# Token lifetimes and request ids keep real time.
+_clock_offset = timedelta(0)
+
+
+def set_clock_offset(offset: timedelta) -> None:
+    """Move the sandbox's business clock by `offset` from real time (timedelta(0): real time again)."""
+    global _clock_offset
+    _clock_offset = offset
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The sandbox's business clock: real UTC time plus the offset set for it."""
+    return datetime.now(UTC) + _clock_offset
 
 
 def iso(moment: datetime | None = None) -> str:

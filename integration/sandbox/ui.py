@@ -259,6 +259,18 @@ def reply():
     return redirect(url_for("sandbox_ui.contact_page", contact_id=contact_id))
 
 
+@bp.post("/ui/person-messages")
+def person_message():
+    """Text the contact as the sub-account's user, as from HighLevel's conversation view."""
+    contact_id = request.form.get("contactId", "")
+    try:
+        crm.person_writes(sandbox_state(), contact_id=contact_id, user_id=request.form.get("userId") or None,
+                          body=request.form.get("body", ""))
+    except CrmError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("sandbox_ui.contact_page", contact_id=contact_id))
+
+
 @bp.post("/ui/faults")
 def add_fault():
     state = sandbox_state()

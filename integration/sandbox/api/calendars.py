@@ -13,7 +13,7 @@ from integration.sandbox.api.common import json_body, owned_record, parse_iso
 from integration.sandbox.crm import emit_events
 from integration.sandbox.errors import ApiError, validation_error
 from integration.sandbox.guard import LOCATION, require_location, required_arg, resource, sandbox_state
-from integration.sandbox.ids import iso, new_id
+from integration.sandbox.ids import iso, new_id, utcnow
 from integration.sandbox.payloads import appointment_event
 
 READ = ("calendars.readonly", "calendars.write")
@@ -98,7 +98,7 @@ def free_slots(calendar_id: str):
         calendar = copy.deepcopy(calendar)
     zone = _zone(request.args.get("timezone") or location_zone)
     # Open hours are the business's, in the sub-account's zone; the answer is in the asked zone.
-    slots = open_slots(calendar, zone=ZoneInfo(location_zone), start=start, end=end, now=datetime.now(UTC),
+    slots = open_slots(calendar, zone=ZoneInfo(location_zone), start=start, end=end, now=utcnow(),
                        booked=booked)
     answer: dict[str, dict] = {}
     for slot in slots:
@@ -138,7 +138,7 @@ def create_appointment():
         if not body.get("ignoreFreeSlotValidation"):
             zone = ZoneInfo(world.locations[location_id]["timezone"])
             fits = open_slots(calendar, zone=zone, start=start, end=start + timedelta(seconds=1),
-                              now=datetime.now(UTC), booked=_booked(world, calendar["id"]))
+                              now=utcnow(), booked=_booked(world, calendar["id"]))
             if not fits:
                 raise ApiError(400, "The slot you have selected is no longer available.")
         team = [m["userId"] for m in calendar["teamMembers"]]
