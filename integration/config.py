@@ -173,6 +173,11 @@ class Settings:
     ghl_hedge_after: float = 0.3
     ghl_rate_window: float = 10.0
     webhook_max_bytes: int = 256 * 1024
+    # The booking agent's optional language model (OpenAI-compatible); unset: the deterministic rules only.
+    llm_api_base: str | None = None
+    llm_api_key: str = field(default="", repr=False)
+    llm_model: str | None = None
+    llm_timeout: float = 4.0
 
     @property
     def is_production(self) -> bool:
@@ -295,4 +300,8 @@ def load_settings(environ: dict[str, str] | None = None, *, instance_path: str |
         ghl_hedge_after=parse_int("GHL_HEDGE_AFTER_MS", get("GHL_HEDGE_AFTER_MS"), 300, maximum=60_000) / 1000,
         ghl_rate_window=parse_float("GHL_RATE_WINDOW_SECONDS", get("GHL_RATE_WINDOW_SECONDS"), 10.0, minimum=0.1),
         webhook_max_bytes=parse_int("WEBHOOK_MAX_BYTES", get("WEBHOOK_MAX_BYTES"), 256 * 1024, minimum=1024),
+        llm_api_base=(get("LLM_API_BASE") or "").rstrip("/") or None,
+        llm_api_key=get("LLM_API_KEY") or "",
+        llm_model=get("LLM_MODEL") or None,
+        llm_timeout=parse_float("LLM_TIMEOUT_SECONDS", get("LLM_TIMEOUT_SECONDS"), 4.0, minimum=0.1),
     )

@@ -19,7 +19,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Modules that declare tables. Each capability adds its models module here and a migration.
 MODEL_MODULES = ["integration.models", "oauth.models", "integration.textback.models", "integration.crm.models",
                  "integration.report.models",
-                 "integration.settings_page.test_text"]
+                 "integration.settings_page.test_text", "integration.agent.models"]
 
 
 def import_all_models() -> None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 from sqlalchemy import bindparam, select
 
+from integration.agent import intake as agent_intake
 from integration.crm import actions, followup, opt_outs, replies, takeover
 from integration.crm.models import CrmAction, CrmLead
 from integration.crm.runner import CrmActionRunner
@@ -24,6 +25,10 @@ from integration.extensions import db, get_redis
 from integration.textback.missed_call import parse_timestamp
 from integration.textback.models import ConversationMessage, MissedCall
 from integration.textback.settings import SettingsError
+
+# At import, not inside a handler: a first import of the agent (dateparser and its data) inside an RQ job stalled
+# the worker's pubsub thread for a minute.
+from workers.agent import is_agent_text, on_caller_text
 from workers.config import get_worker_config
 from workers.profiles import refresh_stale_profile
 from workers.queues import DEFAULT_QUEUE, enqueue_run_at, live_jobs, safe_job_id
@@ -190,13 +195,17 @@ def follow_up_inbound_sms(payload: Mapping) -> str | None:
         pending = [] if lead is None else list(session.scalars(select(CrmAction.id).where(
             CrmAction.lead_id == lead.id, CrmAction.status == CrmAction.PENDING)))
     schedule_now([*pending, *([dnd_action] if dnd_action else [])])
+    agent = on_caller_text(payload, lead=lead, settings=settings)
     if lead is not None:
-        return f"the reply to missed call {lead.missed_call_id}"
-    return "SMS DND to update at HighLevel" if dnd_action else None
+        note = f"the reply to missed call {lead.missed_call_id}"
+        return f"{note}; {agent}" if agent else note
+    return "SMS DND to update at HighLevel" if dnd_action else agent
 
 
 def follow_up_outbound_message(payload: Mapping) -> str | None:
-    """An outbound SMS (already logged): a person's text takes the conversation over."""
+    """An outbound SMS (already logged): a person's text takes the conversation over (and silences the agent)."""
+    if is_agent_text(payload):
+        return "the booking agent's own text"
     message_id = str(payload.get("messageId") or "") or None
     user_id = str(payload.get("userId") or "") or None
     contact_id = str(payload.get("contactId") or "") or None
@@ -207,10 +216,16 @@ def follow_up_outbound_message(payload: Mapping) -> str | None:
             if message_id else None
         if logged is not None and logged.author != ConversationMessage.PERSON:
             return None
-        takeover.record_takeover(session, location_id=str(payload.get("locationId") or ""), contact_id=contact_id,
+        at = parse_timestamp(payload.get("dateAdded")) or utcnow()
+        location_id = str(payload.get("locationId") or "")
+        takeover.record_takeover(session, location_id=location_id, contact_id=contact_id,
                                  conversation_id=str(payload.get("conversationId") or "") or None, user_id=user_id,
-                                 at=parse_timestamp(payload.get("dateAdded")) or utcnow(), now=utcnow())
-    return "a person is handling the conversation now: automation stays quiet there"
+                                 at=at, now=utcnow())
+        # The booking agent falls silent in the same transaction: its unsent texts are dropped at once.
+        silenced = agent_intake.silence(session, location_id=location_id, contact_id=contact_id, user_id=user_id,
+                                        at=at, now=utcnow())
+    note = "a person is handling the conversation now: automation stays quiet there"
+    return f"{note}; the booking agent fell silent" if silenced else note
 
 
 # --- The sweep ---

@@ -68,6 +68,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("textback-due-texts", "workers.textback:enqueue_due_texts", interval_seconds=10, queue="default"),
     # CRM follow-up: leads for texted calls a hook missed, and due tag/note/opportunity/task retries.
     PeriodicJob("crm-due-work", "workers.crm:enqueue_due_crm_work", interval_seconds=15, queue="default"),
+    # Booking agent: turns due (a caller's text past its grace period, a text owed) whose job Redis lost.
+    PeriodicJob("agent-due-turns", "workers.agent:enqueue_due_agent_turns", interval_seconds=15, queue="default"),
     # Location profiles: warm every live location's (missing, or 12 h old) so no missed call waits on them.
     PeriodicJob("warm-location-profiles", "workers.profiles:warm_location_profiles", interval_seconds=300),
     # Inbox retention: finished webhook events older than INBOX_RETENTION_DAYS (a run stops after 2 minutes).

@@ -35,7 +35,11 @@ TASK, ALERT = "task", "alert"
 
 def apply_reply(session: Session, *, location_id: str, contact_id: str | None, message_id: str | None,
                 body: str, occurred_at: datetime, settings: TextBackSettings, now: datetime) -> CrmLead | None:
-    """Record a caller's SMS as the reply to their missed-call text; the lead it answers, or None."""
+    """Record a caller's SMS as the reply to their missed-call text; the lead it answers, or None.
+
+    With the booking agent on (settings.agent.active) the caller is answered by it: no task or on-call alert is
+    planned here, the agent plans them when it hands over or hears an emergency (integration.agent.handover).
+    """
     if not contact_id or is_opt_out(body) or is_opt_in(body):
         return None
     window = timedelta(hours=settings.crm.reply_window_hours)
@@ -78,6 +82,8 @@ def _plan(session: Session, lead: CrmLead, *, settings: TextBackSettings, now: d
     actions.plan(session, key=f"lead:{lead.id}:tag:replied", kind="tag",
                  params={"tags": [settings.crm.replied_tag]}, **common)
     actions.plan(session, key=stage_key(lead.id, "replied"), kind=STAGE, params={"to": "replied"}, **common)
+    if settings.agent.active:
+        return
     actions.plan(session, key=f"lead:{lead.id}:task", kind=TASK, **common)
     if settings.crm.on_call_number:
         actions.plan(session, key=f"lead:{lead.id}:alert", kind=ALERT, **common)
@@ -127,8 +133,13 @@ def alert_on_call(ctx: CrmContext, action: CrmAction) -> Done:
     caller = ctx.client.get_contact(lead.location_id, lead.contact_id)
     name, phone = first_name(caller), str(caller.get("phone") or lead.caller_number or "")
     who = name if name == phone or not phone else f"{name} ({phone})"
-    body = (f"TextBack: {who} replied to the missed-call text: \"{excerpt(lead.reply_body, 120)}\". "
-            "Please call them back.")
+    if action.params.get("emergency"):
+        # From the booking agent: an emergency said in any of the caller's texts, not only the first reply.
+        body = (f"TextBack EMERGENCY ({action.params['emergency']}): {who} texted: "
+                f"\"{excerpt(action.params.get('text') or lead.reply_body, 120)}\". Please call them now.")
+    else:
+        body = (f"TextBack: {who} replied to the missed-call text: \"{excerpt(lead.reply_body, 120)}\". "
+                "Please call them back.")
     if action.maybe_done:
         sent = _already_sent(ctx, lead.location_id, recipient_id=str(recipient["id"]), body=body,
                              after=action.created_at)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from integration import metrics
+from integration.agent import handover
 from integration.crm import actions, followup, opt_outs, replies, stages
 from integration.crm.execution import CrmContext, Done, Failed, Skipped, Waiting
 from integration.crm.models import CrmAction
@@ -54,6 +55,7 @@ EXECUTORS: dict[str, Callable[[CrmContext, CrmAction], Done]] = {
     replies.TASK: replies.create_task,
     replies.ALERT: replies.alert_on_call,
     opt_outs.DND: opt_outs.set_sms_dnd,
+    handover.NOTE_KIND: handover.add_agent_note,
 }
 
 # Seconds before attempt 2, 3, ...: HighLevel outages are usually short, and a contractor should see

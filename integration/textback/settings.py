@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
+from integration.agent.settings import DEFAULT_AGENT_SETTINGS, AgentSettings, AgentSettingsSchema
 from integration.crm.settings import DEFAULT_CRM_SETTINGS, CrmSettings, CrmSettingsSchema
 from integration.textback.business_hours import AFTER_HOURS, BUSINESS_HOURS, HOLIDAY
 from integration.textback.missed_call import ALL_MISSED_STATUSES, MAX_SHORT_CALL_SECONDS
@@ -95,6 +96,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     },
     # What the CRM follow-up does after a text and a reply (integration.crm.settings).
     "crm": DEFAULT_CRM_SETTINGS,
+    # The booking agent that answers replies when no person does (integration.agent.settings); off by default.
+    "agent": DEFAULT_AGENT_SETTINGS,
 }
 
 
@@ -214,6 +217,7 @@ class TextBackSettingsSchema(Schema):
     business_hours = fields.Nested(BusinessHoursSchema, required=True)
     quiet_hours = fields.Nested(QuietHoursSchema, required=True)
     crm = fields.Nested(CrmSettingsSchema, required=True)
+    agent = fields.Nested(AgentSettingsSchema, required=True)
 
     @validates("timezone")
     def _zone_exists(self, value: str, **_: object) -> None:
@@ -262,6 +266,7 @@ class TextBackSettings:
     quiet_window: Window
     state_rules: Mapping[str, Mapping[str, str]]
     crm: CrmSettings
+    agent: AgentSettings
 
     @classmethod
     def from_loaded(cls, data: dict) -> TextBackSettings:
@@ -292,6 +297,7 @@ class TextBackSettings:
             quiet_window=parse_window(quiet["window"]),
             state_rules=dict(quiet["state_rules"]),
             crm=CrmSettings.from_loaded(data["crm"]),
+            agent=AgentSettings.from_loaded(data["agent"]),
         )
 
 
