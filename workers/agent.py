@@ -92,11 +92,8 @@ def on_caller_text(payload: Mapping, *, lead: CrmLead | None, settings: TextBack
     if recorded is None:
         return None
     conversation_id, due = recorded
-    try:
-        schedule_turn(conversation_id, due)
-    except Exception as exc:  # the text is pending: the sweep schedules it
-        log.warning("agent conversation %s: turn not scheduled (%s); the sweep will", conversation_id,
-                    type(exc).__name__)
+    # Through the agent: `due` is on its clock (the sweep schedules what this cannot).
+    get_agent().schedule_run(conversation_id, due)
     return f"the booking agent answers at {due:%H:%M:%S} UTC"
 
 

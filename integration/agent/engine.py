@@ -270,7 +270,8 @@ class BookingAgent:
                           decision.slot)
                 return policy.after_booking(decision, "refused"), None
             outcome, appointment = self._book(decision, conversation, calendar_id, caller)
-            decision = policy.after_booking(decision, outcome, business=caller.business_name, show_zone=show_zone)
+            decision = policy.after_booking(decision, outcome, business=caller.business_name, show_zone=show_zone,
+                                            zone=caller.zone)
             if outcome == "booked":
                 return decision, appointment
         return policy.after_booking(decision if isinstance(decision, Book) else Book(
@@ -445,6 +446,10 @@ class BookingAgent:
             self.wake(planned)
 
     def _schedule(self, conversation_id: int, when: datetime) -> None:
+        self.schedule_run(conversation_id, when)
+
+    def schedule_run(self, conversation_id: int, when: datetime) -> None:
+        """Arrange for `run(conversation_id)` at `when` (on this agent's clock); the sweep repairs a lost one."""
         if self.schedule is None:
             return
         try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from integration.agent import wording
 from integration.agent.understanding import (
@@ -252,10 +252,15 @@ def present_offers(decision: Offer, slots: Sequence[datetime], *, fallback: Sequ
                  reason=f"offered {len(shown)} slot(s)")
 
 
-def after_booking(decision: Book, outcome: str, *, business: str = "", show_zone: bool = False) -> Decision:
-    """What follows the booking attempt: "booked", "taken" (by someone else meanwhile), or "unknown"/"refused"."""
+def after_booking(decision: Book, outcome: str, *, business: str = "", show_zone: bool = False,
+                  zone: tzinfo | None = None) -> Decision:
+    """What follows the booking attempt: "booked", "taken" (by someone else meanwhile), or "unknown"/"refused".
+
+    `zone`: the caller's, for the confirmation's wording (the stored slot carries only its UTC offset).
+    """
     memory = decision.memory
     slot = datetime.fromisoformat(decision.slot)
+    slot = slot.astimezone(zone) if zone is not None else slot
     if outcome == "booked":
         return Reply(replace(memory, state=BOOKED, booked_start=decision.slot, offered=()),
                      texts=(wording.booked(slot, business=business, price=decision.price, show_zone=show_zone),),

@@ -203,6 +203,8 @@ _LATER = _any(r"\blater\b", r"\banything after\b")
 # "2 works, what's the price?": a slot number first, then more.
 _LEADING_CHOICE = re.compile(r"^(?:option |number |#)?([1-3])(?:st|nd|rd)?\s*(?:works|is good|is fine|please|pls|ok|"
                              r"one)?\s*[,.;!-]\s*\S")
+# "Perfect, 2" / "ok 3": agreeing words before the number.
+_AGREEING = re.compile(r"^(?:yes|ok|sure|perfect|great|cool|awesome|sounds good|good|alright|thanks)[,!.]*\s+")
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "last": -1}
 _ORDINAL_RE = re.compile(r"\b(first|1st|second|2nd|third|3rd|last)\b(?! (?:of|week|thing))")
 _NUMBER_CHOICE = re.compile(
@@ -290,6 +292,7 @@ def _is_yes_no_question(line: str) -> bool:
 
 def _choice(line: str) -> int | None:
     """ "2", "#2", "option 2", "the second one", "last one"; None when it names no single position."""
+    line = _AGREEING.sub("", line)
     match = _NUMBER_CHOICE.match(line) or _LEADING_CHOICE.match(line)
     if match:
         return int(match.group(1))
@@ -310,8 +313,8 @@ def _when(line: str, now: datetime) -> When | None:
     if when.is_empty:
         return None
     if when.first_day is None and when.exact is not None and when.exact <= now.time():
-        # "3pm" after 3pm today means tomorrow's.
-        return replace(when, first_day=now.date() + timedelta(days=1), last_day=now.date() + timedelta(days=1))
+        # "3pm" after 3pm today means a later day's 3pm (tomorrow's, or an offered day's).
+        return replace(when, first_day=now.date() + timedelta(days=1), last_day=None)
     if when.first_day is None and (when.exact is not None or when.earliest or when.latest):
         # A time with no day: the next such time (today if it is still ahead), any day after.
         return replace(when, first_day=now.date(), last_day=None)
@@ -338,7 +341,8 @@ def _days(line: str, now: datetime) -> tuple[date | None, date | None]:
     if match:
         wanted = _WEEKDAYS.index(match.group(2))
         ahead = (wanted - today.weekday()) % 7
-        if match.group(1) == "next" and ahead == 0:
+        if ahead == 0 and match.group(1) != "this":
+            # "Monday" said on a Monday is next Monday: today would be "today".
             ahead = 7
         return today + timedelta(days=ahead), None
     for pattern in (_MONTH_DAY, _IN_DAYS, _NTH):
