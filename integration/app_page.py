@@ -105,12 +105,14 @@ def page():
                                sandbox_mode=get_settings().sandbox_mode)
     if context["location_id"]:
         from integration.crm.page import crm_form
+        from integration.settings_page.agent import agent_form
         from integration.settings_page.views import location_settings_section
 
         saved = request.args.get("saved")
         return render_location_page(context, installed_notice=installed_notice,
                                     settings=lambda: location_settings_section(context, saved=saved == "settings"),
-                                    crm=lambda: crm_form(context["location_id"], saved=saved == "crm"))
+                                    crm=lambda: crm_form(context["location_id"], saved=saved == "crm"),
+                                    agent=lambda: agent_form(context["location_id"], saved=saved == "agent"))
     from integration.settings_page.agency import agency_page
 
     return agency_page(context, installed_notice=installed_notice)

@@ -16,9 +16,10 @@ def all_blueprints() -> list[Blueprint]:
     from integration.crm.page import bp as crm_settings_bp
     from integration.report.page import bp as report_bp
     from integration.settings_page.agency import bp as agency_page_bp
+    from integration.settings_page.agent import bp as agent_settings_bp
     from integration.settings_page.views import bp as settings_page_bp
     from oauth.views import bp as oauth_bp
 
     blueprints: list[Blueprint] = [app_page_bp, crm_settings_bp, settings_page_bp, agency_page_bp, oauth_bp,
-                                   activity_bp, report_bp]
+                                   activity_bp, report_bp, agent_settings_bp]
     return blueprints
