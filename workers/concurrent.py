@@ -340,6 +340,25 @@ class ConcurrentWorker(SimpleWorker):
         self.log.warning("Worker %s: cold shut down with %d job(s) in flight", self.name, self._running())
         os._exit(1)
 
+    def unsubscribe(self) -> None:
+        """RQ's, with every wait bounded. redis-py 8's PubSubWorkerThread.stop() joins the pubsub thread with no
+        timeout, and measured here a SIGTERMed worker then hung in it for good (the Procfile's stop ended in a
+        SIGKILL); a pubsub thread that does not end within a second is a daemon thread and dies with the process."""
+        thread = self.pubsub_thread
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        with contextlib.suppress(RedisError, OSError):
+            self.pubsub.unsubscribe()
+        try:
+            thread.stop(timeout=1)
+        except TypeError:  # a redis-py whose stop() only clears the flag
+            thread.stop()
+        thread.join(timeout=1)
+        if not thread.is_alive():
+            with contextlib.suppress(RedisError, OSError):
+                self.pubsub.close()
+
     def teardown(self) -> None:
         # Jobs popped for slots but not started go back to the front of their queues, in order.
         while self._ready:

@@ -8,8 +8,8 @@
 
 The settings live in the existing LocationSettings document ("agent" section): no column for them.
 
-Revision ID: 0014_booking_agent
-Revises: 0013_call_activity
+Revision ID: 0018_booking_agent
+Revises: 0017_lead_first_human_reply
 Create Date: 2026-12-12 10:00:00
 """
 
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import integration.db
 from sqlalchemy.dialects import postgresql
 
-revision = '0014_booking_agent'
-down_revision = '0013_call_activity'
+revision = '0018_booking_agent'
+down_revision = '0017_lead_first_human_reply'
 branch_labels = None
 depends_on = None
 
