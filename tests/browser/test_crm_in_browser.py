@@ -52,7 +52,8 @@ def test_choose_the_user_then_call_reply_book_and_stop_in_the_sandbox_ui(sandbox
     page.goto(f"{sandbox.url}/ui/locations/{ACME}")
     embedded = page.frame_locator("#app-page")
     embedded.get_by_label("Who gets the opportunity and the call-back task").select_option(label="Sara Kim")
-    embedded.get_by_label("Average job value").fill("350")
+    # The CRM card's field (the settings form has its own "Average job value" since the report uses it).
+    embedded.locator("#crm_average_job_value").fill("350")
     embedded.get_by_role("button", name="Save", exact=True).click()
     expect(embedded.get_by_text("Saved. New missed calls use these settings.")).to_be_visible(timeout=15_000)
 
