@@ -48,6 +48,7 @@ from integration.extensions import db
 from workers.admitter import admit_new_events, admit_stored_events
 from workers.config import get_worker_config
 from workers.queues import WEBHOOKS_QUEUE
+from workers.worker import BoundedUnsubscribe
 
 __all__ = ["ConcurrentWorker"]
 
@@ -65,7 +66,7 @@ _GIL_SWITCH_SECONDS = 0.001
 _ADMIT_EVERY_SECONDS = 0.05
 
 
-class ConcurrentWorker(SimpleWorker):
+class ConcurrentWorker(BoundedUnsubscribe, SimpleWorker):
     """An RQ SimpleWorker whose jobs run in `concurrency` threads; see the module docstring."""
 
     death_penalty_class = TimerDeathPenalty
@@ -339,25 +340,6 @@ class ConcurrentWorker(SimpleWorker):
             return
         self.log.warning("Worker %s: cold shut down with %d job(s) in flight", self.name, self._running())
         os._exit(1)
-
-    def unsubscribe(self) -> None:
-        """RQ's, with every wait bounded. redis-py 8's PubSubWorkerThread.stop() joins the pubsub thread with no
-        timeout, and measured here a SIGTERMed worker then hung in it for good (the Procfile's stop ended in a
-        SIGKILL); a pubsub thread that does not end within a second is a daemon thread and dies with the process."""
-        thread = self.pubsub_thread
-        if not thread:
-            return
-        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
-        with contextlib.suppress(RedisError, OSError):
-            self.pubsub.unsubscribe()
-        try:
-            thread.stop(timeout=1)
-        except TypeError:  # a redis-py whose stop() only clears the flag
-            thread.stop()
-        thread.join(timeout=1)
-        if not thread.is_alive():
-            with contextlib.suppress(RedisError, OSError):
-                self.pubsub.close()
 
     def teardown(self) -> None:
         # Jobs popped for slots but not started go back to the front of their queues, in order.

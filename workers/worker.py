@@ -30,7 +30,33 @@ from integration.extensions import db
 from workers.admitter import admit_new_events, admit_stored_events
 from workers.config import get_worker_config
 
-__all__ = ["TextbackSimpleWorker", "TextbackWorker", "preload_job_code", "worker_class"]
+__all__ = ["BoundedUnsubscribe", "TextbackSimpleWorker", "TextbackWorker", "preload_job_code", "worker_class"]
+
+
+class BoundedUnsubscribe:
+    """RQ's unsubscribe, with every wait bounded (every worker class here, the tests' burst worker too).
+
+    redis-py 8's PubSubWorkerThread.stop() joins the pubsub thread with no timeout, and measured here a stopping
+    worker then hung in it: a SIGTERMed `python -m workers` for good (the Procfile's stop ended in a SIGKILL), a
+    burst worker for up to a minute. A pubsub thread that has not ended within a second is a daemon thread and
+    dies with the process.
+    """
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        with contextlib.suppress(RedisError, OSError):
+            self.pubsub.unsubscribe()
+        try:
+            thread.stop(timeout=1)
+        except TypeError:  # a redis-py whose stop() only clears the flag
+            thread.stop()
+        thread.join(timeout=1)
+        if not thread.is_alive():
+            with contextlib.suppress(RedisError, OSError):
+                self.pubsub.close()
 
 
 class _AdmitsNewEvents:
@@ -56,7 +82,7 @@ class _AdmitsNewEvents:
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 
-class TextbackWorker(_AdmitsNewEvents, Worker):
+class TextbackWorker(BoundedUnsubscribe, _AdmitsNewEvents, Worker):
     """`rq.Worker` whose work horses start and end with their own database pool."""
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
@@ -70,7 +96,7 @@ class TextbackWorker(_AdmitsNewEvents, Worker):
             db.dispose()
 
 
-class TextbackSimpleWorker(_AdmitsNewEvents, SimpleWorker):
+class TextbackSimpleWorker(BoundedUnsubscribe, _AdmitsNewEvents, SimpleWorker):
     """`rq.SimpleWorker`: jobs run in this process, one after another, sharing its connection pool (the tests'
     in-process burst worker; `python -m workers` runs workers.concurrent.ConcurrentWorker)."""
 
